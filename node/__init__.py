@@ -1,0 +1,1 @@
+"""The permissioned node side of qkdchain: chains, the KeyRegistry client, errors."""

@@ -1,0 +1,118 @@
+"""Chain handles: one typed seam over every Ethereum chain the registry runs on.
+
+A :class:`Chain` is a connected ``Web3`` plus the few things a dev chain must do
+that JSON-RPC does not standardise: fund accounts and move time. The embedded
+reference is eth-tester with the py-evm backend; :class:`RpcChain` is any node
+reached over HTTP JSON-RPC (anvil, our own node, Besu).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester import EthereumTester, PyEVMBackend
+from requests.exceptions import RequestException
+from web3 import HTTPProvider, Web3
+
+from node.errors import ChainError, ChainUnavailable, TransactionError
+from node.provider import EthTesterProvider
+from node.signer import Signer
+
+
+@runtime_checkable
+class Chain(Protocol):
+    """What tests, the devnet and benchmarks need from a chain."""
+
+    name: str
+    w3: Web3
+
+    def fund(self, address: str, wei: int) -> None:
+        """Send ``wei`` to ``address`` from the chain's faucet account.
+
+        Raises:
+            TransactionError: the faucet transfer failed.
+        """
+
+    def advance_time(self, seconds: int) -> None:
+        """Move the chain clock forward by ``seconds`` and mine a block.
+
+        Raises:
+            ChainError: the chain has no dev method to move time.
+        """
+
+    def close(self) -> None:
+        """Release the chain's resources (idempotent)."""
+
+
+class _FaucetChain:
+    """Shared behaviour: a faucet key that funds accounts with signed transfers."""
+
+    name: str
+    w3: Web3
+
+    def __init__(self, faucet: LocalAccount) -> None:
+        self._faucet = Signer(self.w3, faucet)
+
+    @property
+    def faucet(self) -> LocalAccount:
+        return self._faucet.account
+
+    def fund(self, address: str, wei: int) -> None:
+        receipt = self._faucet.send({"to": Web3.to_checksum_address(address), "value": wei, "gas": 21000})
+        if receipt["status"] != 1:
+            raise TransactionError(f"faucet transfer to {address} failed")
+
+    def advance_time(self, seconds: int) -> None:
+        if seconds < 0:
+            raise ChainError("time only moves forward")
+        self._dev("evm_increaseTime", [seconds])
+        self._dev("evm_mine", [])
+
+    def _dev(self, method: str, params: list[Any]) -> Any:
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise ChainError(f"{self.name} does not support {method}: {response['error']}")
+        return response.get("result")
+
+    def close(self) -> None:
+        pass
+
+
+class EthTesterChain(_FaucetChain):
+    """The embedded reference chain: eth-tester + py-evm, auto-mining one block per tx."""
+
+    def __init__(self) -> None:
+        self.name = "eth-tester"
+        self.tester = EthereumTester(PyEVMBackend())
+        self.w3 = Web3(EthTesterProvider(self.tester))
+        faucet_key = self.tester.backend.account_keys[0].to_bytes()
+        super().__init__(Account.from_key(faucet_key))
+
+
+# The first of the well-known dev accounts of anvil and Hardhat ("test test ... junk").
+DEV_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+class RpcChain(_FaucetChain):
+    """Any Ethereum node over HTTP JSON-RPC.
+
+    Args:
+        url: the endpoint, e.g. ``http://127.0.0.1:8545``.
+        faucet_key: a funded private key; defaults to the well-known dev account.
+        name: a label for reports.
+
+    Raises:
+        ChainUnavailable: nothing answers at ``url``.
+    """
+
+    def __init__(self, url: str, faucet_key: str = DEV_FAUCET_KEY, name: str = "rpc", timeout_s: float = 30.0) -> None:
+        self.name = name
+        self.url = url
+        self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+        try:
+            self.chain_id = self.w3.eth.chain_id
+        except (RequestException, OSError) as exc:
+            raise ChainUnavailable(f"no Ethereum JSON-RPC endpoint answers at {url}: {exc}") from exc
+        super().__init__(Account.from_key(faucet_key))

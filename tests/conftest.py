@@ -1,0 +1,24 @@
+"""Chains every shared suite runs on. Add a chain here and every suite runs on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from node.anvil import AnvilProcess
+from node.chain import Chain, EthTesterChain
+
+CHAINS = ["eth-tester", "anvil"]
+
+
+@pytest.fixture(scope="session", params=CHAINS)
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """A running chain, shared by the tests of one session (each test deploys anew)."""
+    if request.param == "eth-tester":
+        yield EthTesterChain()
+    elif request.param == "anvil":
+        with AnvilProcess() as anvil:
+            yield anvil
+    else:  # pragma: no cover - a typo in CHAINS
+        raise ValueError(request.param)
