@@ -77,6 +77,7 @@ class KeyRegistry:
         address: the contract address.
         signer: the account that writes; ``None`` for a read-only client.
         artifact: ABI and bytecode (defaults to the committed build).
+        deployed_at_block: where event scans start (0 when unknown).
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class KeyRegistry:
         address: str,
         signer: Signer | LocalAccount | None = None,
         artifact: Artifact | None = None,
+        deployed_at_block: int = 0,
     ) -> None:
         self.w3 = w3
         self.artifact = artifact or load_artifact()
@@ -98,6 +100,8 @@ class KeyRegistry:
             if e["type"] == "event"
         }
         self.signer = self._as_signer(signer) if signer is not None else None
+        self.deployed_at_block = deployed_at_block
+        self.deployment: TxResult | None = None
 
     def _as_signer(self, who: Signer | LocalAccount) -> Signer:
         return who if isinstance(who, Signer) else Signer(self.w3, who)
@@ -115,14 +119,18 @@ class KeyRegistry:
         signer = deployer if isinstance(deployer, Signer) else Signer(w3, deployer)
         data = "0x" + artifact.bytecode.hex()
         gas = w3.eth.estimate_gas({"from": signer.address, "data": data})  # type: ignore[typeddict-item]
+        start = time.perf_counter()
         receipt = signer.send({"data": data, "gas": int(gas * GAS_MARGIN)})
+        latency_ms = (time.perf_counter() - start) * 1e3
         if receipt["status"] != 1 or receipt["contractAddress"] is None:
             raise TransactionError("KeyRegistry deployment failed")
-        return cls(w3, receipt["contractAddress"], signer, artifact)
+        registry = cls(w3, receipt["contractAddress"], signer, artifact, int(receipt["blockNumber"]))
+        registry.deployment = registry._result(receipt, latency_ms)
+        return registry
 
     def connect(self, who: Signer | LocalAccount) -> KeyRegistry:
         """The same contract with ``who`` as the writing account."""
-        return KeyRegistry(self.w3, self.address, self._as_signer(who), self.artifact)
+        return KeyRegistry(self.w3, self.address, self._as_signer(who), self.artifact, self.deployed_at_block)
 
     # ---- roles --------------------------------------------------------------
 
@@ -218,9 +226,13 @@ class KeyRegistry:
 
     # ---- events ------------------------------------------------------------
 
-    def events(self, name: str | None = None, from_block: int = 0, to_block: int | str = "latest") -> list[Event]:
-        """Registry events in ``[from_block, to_block]``, optionally only those named ``name``."""
-        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})  # type: ignore[typeddict-item]
+    def events(
+        self, name: str | None = None, from_block: int | None = None, to_block: int | str = "latest"
+    ) -> list[Event]:
+        """Registry events in ``[from_block, to_block]`` (default: since deployment),
+        optionally only those named ``name``."""
+        start = self.deployed_at_block if from_block is None else from_block
+        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": start, "toBlock": to_block})  # type: ignore[typeddict-item]
         decoded = [self._decode_log(log) for log in logs]
         return [e for e in decoded if e is not None and (name is None or e.name == name)]
 

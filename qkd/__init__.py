@@ -1,0 +1,1 @@
+"""QKD engine: BB84 simulation and post-processing."""

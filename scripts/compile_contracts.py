@@ -1,0 +1,8 @@
+"""Compile the contracts (same as `qkdchain compile`)."""
+
+import sys
+
+from vehicles.cli import app
+
+if __name__ == "__main__":
+    app(["compile", *sys.argv[1:]])

@@ -1,0 +1,83 @@
+"""The CLI end to end: real chains, JSON outputs parsed as a user's script would."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from contracts import load_artifact
+from node.anvil import AnvilProcess
+from vehicles.cli import app
+
+runner = CliRunner()
+
+
+def _json(args: list[str]) -> dict[str, Any]:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_help_on_every_command() -> None:
+    for cmd in ([], ["compile"], ["devnet"], ["gas"]):
+        result = runner.invoke(app, [*cmd, "--help"])
+        assert result.exit_code == 0
+        assert "Usage" in result.output
+
+
+def test_devnet_json_on_embedded_chain() -> None:
+    report = _json(["devnet", "--json", "--vehicles", "3", "--messages", "2"])
+    assert report["chain"] == "eth-tester"
+    # deploy + 1 validator... : 2 RSUs and 3 vehicles each added and registered
+    onboarding = 1 + 2 * 2 + 3 * 2
+    commits_and_confirms = 2 * 3
+    records = 2 * 2  # two agreed sessions (the third is the staged mismatch) x 2 messages
+    assert report["transactions"] == onboarding + commits_and_confirms + records + 1  # + revocation
+    assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
+    assert report["sessions"] == {"agreed": 2, "mismatch": 1}
+    assert [r["error"] for r in report["refused"]] == ["PadOffsetMismatch", "AccountRevoked", "NotAuthorized"]
+
+
+def test_devnet_human_output() -> None:
+    result = runner.invoke(app, ["devnet", "--vehicles", "3"])
+    assert result.exit_code == 0, result.output
+    assert "PadOffsetMismatch" in result.stdout
+    assert "p50" in result.stdout
+
+
+def test_devnet_rejects_bad_sizes() -> None:
+    result = runner.invoke(app, ["devnet", "--vehicles", "2"])
+    assert result.exit_code == 2
+
+
+def test_devnet_over_rpc_url_against_anvil() -> None:
+    with AnvilProcess() as anvil:
+        report = _json(["devnet", "--json", "--rpc-url", anvil.url, "--vehicles", "3"])
+    assert report["chain"] == "rpc"
+    assert report["sessions"] == {"agreed": 2, "mismatch": 1}
+
+
+def test_devnet_unreachable_rpc_url_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["devnet", "--rpc-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "no Ethereum JSON-RPC endpoint answers" in result.stderr
+
+
+def test_gas_json() -> None:
+    report = _json(["gas", "--json", "--batch-size", "4"])
+    names = [row["function"] for row in report["gas"]]
+    for fn in ("deploy", "commitKey", "confirmKey", "recordMessage", "commitKeys", "revokeIdentity"):
+        assert fn in names
+    assert all(row["gas_used"] > 21000 for row in report["gas"])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_compile_json_reproduces_committed_artifact() -> None:
+    before = load_artifact()
+    report = _json(["compile", "--json"])
+    assert report["artifacts"][0]["contract"] == "KeyRegistry"
+    assert load_artifact() == before

@@ -1,0 +1,1 @@
+"""Vehicles, RSUs and the Trusted Authority: identities, agents, scenarios, the CLI."""

@@ -1,0 +1,153 @@
+"""The ``qkdchain`` command line. Thin: parse options, call library code, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from node.chain import Chain, EthTesterChain, RpcChain
+from node.errors import NodeError
+
+app = typer.Typer(
+    help="qkdchain: QKD key registry on a permissioned Ethereum ledger for the Internet of Vehicles.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+RpcOpt = Annotated[
+    str | None,
+    typer.Option("--rpc-url", help="Use this Ethereum JSON-RPC endpoint instead of the embedded chain."),
+]
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _chain(rpc_url: str | None) -> Iterator[Chain]:
+    try:
+        chain: Chain = RpcChain(rpc_url) if rpc_url else EthTesterChain()
+    except NodeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        yield chain
+    finally:
+        chain.close()
+
+
+@app.command("compile")
+def compile_cmd(as_json: JsonOpt = False) -> None:
+    """Compile contracts/*.sol with solcjs through py-solc-x and write contracts/build/*.json."""
+    from contracts.compiler import CompilerError, compile_all
+
+    try:
+        paths = compile_all()
+    except CompilerError as exc:
+        err.print(f"[red]compile failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    from contracts import load_artifact
+
+    rows = []
+    for path in paths:
+        art = load_artifact(path.stem)
+        rows.append(
+            {
+                "contract": art.contract_name,
+                "artifact": str(path),
+                "compiler": art.compiler_version,
+                "evm_version": art.evm_version,
+                "bytecode_bytes": len(art.bytecode),
+                "deployed_bytes": len(art.deployed_bytecode),
+                "source_sha256": art.source_sha256,
+            }
+        )
+    if as_json:
+        _emit_json({"artifacts": rows})
+        return
+    for r in rows:
+        out.print(
+            f"[green]compiled[/green] {r['contract']} -> {r['artifact']} "
+            f"(solc {r['compiler']}, {r['evm_version']}, {r['deployed_bytes']} bytes deployed)"
+        )
+
+
+@app.command()
+def devnet(
+    vehicles: Annotated[int, typer.Option(min=3, help="Number of vehicles.")] = 4,
+    rsus: Annotated[int, typer.Option(min=1, help="Number of roadside units (validators).")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed replays the same run.")] = 0,
+    messages: Annotated[int, typer.Option(min=1, help="One-time-pad messages per agreed session.")] = 3,
+    rpc_url: RpcOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the KeyRegistry, onboard a fleet, and run key sessions, messages and attacks."""
+    from vehicles.devnet import DevnetConfig, DevnetConfigError, run_devnet
+
+    try:
+        config = DevnetConfig(vehicles=vehicles, rsus=rsus, seed=seed, messages=messages)
+    except DevnetConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with _chain(rpc_url) as chain:
+        if as_json:
+            report = run_devnet(chain, config)
+            _emit_json(report.to_json())
+            return
+        with err.status("starting") as status:
+            report = run_devnet(chain, config, progress=lambda msg: status.update(msg))
+    table = Table(title=f"KeyRegistry {report.registry} on {report.chain}")
+    for col in ("function", "count", "mean latency ms", "mean gas"):
+        table.add_column(col, justify="right" if col != "function" else "left")
+    for name, (count, ms, gas) in report.by_function().items():
+        table.add_row(name, str(count), f"{ms:.2f}", f"{gas:,}")
+    out.print(table)
+    refusals = Table(title="Refused, as they must be")
+    for col in ("actor", "attempt", "error"):
+        refusals.add_column(col)
+    for r in report.refusals:
+        refusals.add_row(r.actor, r.action, f"[red]{r.error}[/red]")
+    out.print(refusals)
+    lat = report.latency()
+    sessions = ", ".join(f"{k} {v}" for k, v in sorted(report.sessions.items()))
+    out.print(
+        f"{len(report.transactions)} transactions in {report.wall_time_s:.2f} s; sessions: {sessions}; "
+        f"validation latency p50 {lat.p50:.2f} ms, p95 {lat.p95:.2f} ms, p99 {lat.p99:.2f} ms"
+    )
+
+
+@app.command()
+def gas(
+    batch_size: Annotated[int, typer.Option(min=1, max=200, help="Sessions per batch call.")] = 10,
+    rpc_url: RpcOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report the gas used by every KeyRegistry function (measured, on the chosen chain)."""
+    from node.gas import measure_gas
+
+    with _chain(rpc_url) as chain:
+        rows = measure_gas(chain, batch_size)
+    if as_json:
+        _emit_json({"chain": chain.name, "gas": [r.__dict__ for r in rows]})
+        return
+    table = Table(title=f"KeyRegistry gas on {chain.name}")
+    table.add_column("function")
+    table.add_column("gas used", justify="right")
+    table.add_column("note")
+    for r in rows:
+        table.add_row(r.function, f"{r.gas_used:,}", r.note)
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()
