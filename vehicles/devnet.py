@@ -120,7 +120,8 @@ class _Run:
         self.rng = np.random.default_rng(config.seed)
 
     def account(self, label: str) -> LocalAccount:
-        return Account.from_key(keccak(text=f"qkdchain-devnet:{self.config.seed}:{label}"))
+        account: LocalAccount = Account.from_key(keccak(text=f"qkdchain-devnet:{self.config.seed}:{label}"))
+        return account
 
     def record(self, report: DevnetReport, function: str, actor: str, result: TxResult) -> TxResult:
         report.transactions.append(TxRecord(function, actor, result.latency_ms, result.gas_used, result.block_number))
