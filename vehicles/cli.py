@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -147,6 +148,52 @@ def gas(
     for r in rows:
         table.add_row(r.function, f"{r.gas_used:,}", r.note)
     out.print(table)
+
+
+bench_app = typer.Typer(help="Benchmarks: print figures, save JSON and a PNG plot.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Directory for the JSON report and the PNG plot.")]
+
+
+def _save_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+@bench_app.command("ibc")
+def bench_ibc(
+    min_time: Annotated[float, typer.Option(min=0.01, help="Seconds spent on each measurement.")] = 0.5,
+    out_dir: OutOpt = Path("results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Pseudonym sign / verify / batch verify (sizes 1, 10, 100, 1000) next to ECDSA."""
+    from vehicles.ibc.benchmark import plot_ibc_benchmark, run_ibc_benchmark
+
+    with err.status("benchmarking") as status:
+        report = run_ibc_benchmark(min_time_s=min_time, progress=lambda m: status.update(m))
+    json_path = _save_report(report, out_dir, "bench_ibc")
+    png_path = plot_ibc_benchmark(report, out_dir / "bench_ibc.png")
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(title="IBC pseudonym signatures vs ECDSA (µs per operation, one core)")
+    table.add_column("operation")
+    table.add_column("µs", justify="right")
+    table.add_column("per second", justify="right")
+    rows = [("IBC sign", report["sign_us"]), ("IBC verify", report["verify_us"])]
+    rows += [(f"IBC batch verify, batch {k}", v) for k, v in report["batch_verify_us_per_sig"].items()]
+    rows += [("ECDSA sign", report["ecdsa_sign_us"]), ("ECDSA verify", report["ecdsa_verify_us"])]
+    for name, us in rows:
+        table.add_row(name, f"{us:.1f}", f"{1e6 / us:,.0f}")
+    out.print(table)
+    speedups = ", ".join(f"batch {k}: {v:.2f}x" for k, v in report["batch_speedup"].items())
+    out.print(f"batch speed-up over single verify: {speedups}")
+    out.print(f"saved {json_path} and {png_path}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +82,12 @@ def test_compile_json_reproduces_committed_artifact() -> None:
     report = _json(["compile", "--json"])
     assert report["artifacts"][0]["contract"] == "KeyRegistry"
     assert load_artifact() == before
+
+
+def test_bench_ibc_json(tmp_path: Path) -> None:
+    report = _json(["bench", "ibc", "--json", "--min-time", "0.01", "--out", str(tmp_path)])
+    for key in ("sign_us", "verify_us", "ecdsa_sign_us", "ecdsa_verify_us"):
+        assert report[key] > 0
+    assert set(report["batch_verify_us_per_sig"]) == {"1", "10", "100", "1000"}
+    assert json.loads((tmp_path / "bench_ibc.json").read_text()) == report
+    assert (tmp_path / "bench_ibc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
