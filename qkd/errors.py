@@ -13,3 +13,15 @@ class ConfigError(QkdError, ValueError):
 
 class ReconciliationError(QkdError):
     """Error correction could not make the two blocks equal."""
+
+
+class KeyPoolError(QkdError):
+    """The key pool's files are unreadable or inconsistent."""
+
+
+class KeyPoolExhausted(KeyPoolError):
+    """Not enough unused key bits for a request."""
+
+    def __init__(self, peer: str, requested: int, available: int) -> None:
+        super().__init__(f"key pool for {peer} has {available} unused bits in one key, {requested} requested")
+        self.peer, self.requested, self.available = peer, requested, available
