@@ -25,3 +25,12 @@ class KeyPoolExhausted(KeyPoolError):
     def __init__(self, peer: str, requested: int, available: int) -> None:
         super().__init__(f"key pool for {peer} has {available} unused bits in one key, {requested} requested")
         self.peer, self.requested, self.available = peer, requested, available
+
+
+class SessionAborted(QkdError):
+    """The session produced no key; ``reason`` names why (e.g. ``qber_above_threshold``)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
