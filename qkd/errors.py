@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class QkdError(Exception):
     """Root of every error raised by :mod:`qkd`."""
@@ -28,9 +30,13 @@ class KeyPoolExhausted(KeyPoolError):
 
 
 class SessionAborted(QkdError):
-    """The session produced no key; ``reason`` names why (e.g. ``qber_above_threshold``)."""
+    """The session produced no key; ``reason`` names why (e.g. ``qber_above_threshold``).
 
-    def __init__(self, reason: str, detail: str) -> None:
+    ``record`` carries what was measured up to the abort, when a session ran.
+    """
+
+    def __init__(self, reason: str, detail: str, record: Any = None) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.record = record
