@@ -95,61 +95,100 @@ def transmit(
     rng = rng or np.random.default_rng()
     n = pulses
 
-    alice_bits = rng.integers(0, 2, n, dtype=np.uint8)
-    alice_bases = rng.integers(0, 2, n, dtype=np.uint8)
+    # Binomial and Poisson draws on millions of pulses dominate the run time, so the
+    # sampling works with uniforms: bits from random bytes, photon numbers by inverse
+    # CDF, and "at least one photon survives" (all that detection needs) as
+    # u < 1 - (1 - eta)^photons.
+    alice_bits = _random_bits(rng, n)
+    alice_bases = _random_bits(rng, n)
     if source.decoy:
-        intensity = rng.choice(
-            np.array([SIGNAL, DECOY, VACUUM], dtype=np.uint8),
-            size=n,
-            p=[1 - source.p_decoy - source.p_vacuum, source.p_decoy, source.p_vacuum],
-        )
-        mu = np.array([source.mu_signal, source.mu_decoy, source.mu_vacuum])[intensity]
+        weights = np.array([1 - source.p_decoy - source.p_vacuum, source.p_decoy, source.p_vacuum])
+        intensity = _inverse_cdf(np.cumsum(weights)[:-1], rng.random(n))
+        levels: tuple[float, ...] = (source.mu_signal, source.mu_decoy, source.mu_vacuum)
     else:
         intensity = np.zeros(n, dtype=np.uint8)
-        mu = np.full(n, source.mu_signal)
-    photons = rng.poisson(mu)
+        levels = (source.mu_signal,)
+    photons = np.zeros(n, dtype=np.uint8)
+    u = rng.random(n)
+    for level, mu in enumerate(levels):
+        if mu > 0:
+            sel = intensity == level
+            photons[sel] = _inverse_cdf(_poisson_cdf(mu), u[sel])
 
     eta = channel.transmittance
-    # The state that reaches Bob: basis and bit encoded, photon count arriving.
-    enc_bases = alice_bases.copy()
-    enc_bits = alice_bits.copy()
-    arriving = rng.binomial(photons, eta)  # photons that survive channel and detector
+    enc_bases = alice_bases
+    enc_bits = alice_bits
+    signal_click = rng.random(n) < _survival(eta, photons)
     attacked = rng.random(n) < eve.fraction if eve.kind is not Eve.NONE else np.zeros(n, dtype=bool)
 
     if eve.kind is Eve.INTERCEPT_RESEND:
         # Eve measures every non-empty attacked pulse at Alice's door in a random basis
         # and resends one photon prepared in her basis with her result.
         hit = attacked & (photons > 0)
-        eve_bases = rng.integers(0, 2, n, dtype=np.uint8)
-        eve_bits = np.where(eve_bases == alice_bases, alice_bits, rng.integers(0, 2, n, dtype=np.uint8))
+        eve_bases = _random_bits(rng, n)
+        eve_bits = np.where(eve_bases == alice_bases, alice_bits, _random_bits(rng, n))
         enc_bases = np.where(hit, eve_bases, enc_bases)
         enc_bits = np.where(hit, eve_bits, enc_bits)
-        arriving = np.where(hit, rng.binomial(1, eta, n), arriving)
+        signal_click = np.where(hit, rng.random(n) < eta, signal_click)
     elif eve.kind is Eve.PNS:
         # Photon-number splitting: Eve blocks attacked single-photon pulses and keeps
         # one photon of each multi-photon pulse, forwarding the rest over a lossless
         # line (only Bob's detector efficiency remains). No errors, only changed yields.
         single = attacked & (photons == 1)
         multi = attacked & (photons >= 2)
-        arriving = np.where(single, 0, arriving)
-        forwarded = rng.binomial(np.maximum(photons - 1, 0), channel.detector_efficiency)
-        arriving = np.where(multi, forwarded, arriving)
+        det = channel.detector_efficiency
+        forwarded = rng.random(n) < _survival(det, np.maximum(photons, 1) - 1)
+        signal_click = np.where(single, False, np.where(multi, forwarded, signal_click))
 
-    signal_click = arriving > 0
-    bob_bases = rng.integers(0, 2, n, dtype=np.uint8)
+    bob_bases = _random_bits(rng, n)
     same = bob_bases == enc_bases
     # Outcome of a signal click: the encoded bit (flipped by misalignment) in the
     # matching basis, a fair coin otherwise.
-    flip = rng.random(n) < channel.misalignment
-    coin = rng.integers(0, 2, n, dtype=np.uint8)
-    signal_bit = np.where(same, enc_bits ^ flip.astype(np.uint8), coin)
+    flip = (rng.random(n) < channel.misalignment).astype(np.uint8)
+    signal_bit = np.where(same, enc_bits ^ flip, _random_bits(rng, n))
     # Two detectors (bit 0 and bit 1), each with its own dark counts.
-    dark0 = rng.random(n) < channel.dark_count_prob
-    dark1 = rng.random(n) < channel.dark_count_prob
+    dark0 = _rare(rng, n, channel.dark_count_prob)
+    dark1 = _rare(rng, n, channel.dark_count_prob)
     click0 = dark0 | (signal_click & (signal_bit == 0))
     click1 = dark1 | (signal_click & (signal_bit == 1))
     detected = click0 | click1
     # Double clicks are kept and given a random bit (squashing model).
     double = click0 & click1
-    bob_bits = np.where(double, rng.integers(0, 2, n, dtype=np.uint8), click1.astype(np.uint8))
-    return Transmission(alice_bits, alice_bases, intensity, detected, bob_bases, bob_bits.astype(np.uint8), photons)
+    bob_bits = np.where(double, _random_bits(rng, n), click1.astype(np.uint8)).astype(np.uint8)
+    return Transmission(alice_bits, alice_bases, intensity, detected, bob_bases, bob_bits, photons)
+
+
+def _random_bits(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8))[:n]
+
+
+def _poisson_cdf(mu: float) -> np.ndarray:
+    """P(N <= k) for k = 0.. while it is distinguishable from 1 in float64."""
+    k = np.arange(0, 64)
+    cdf = np.cumsum(np.exp(-mu + k * np.log(mu) - np.cumsum(np.log(np.maximum(k, 1)))))
+    return cdf[cdf < 1 - 1e-15]
+
+
+def _inverse_cdf(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The k with cdf[k-1] <= u < cdf[k]: one comparison pass per entry of a short cdf
+    (much faster than a binary search per sample on millions of samples)."""
+    out = np.zeros(u.size, dtype=np.uint8)
+    for c in cdf:
+        out += u >= c
+    return out
+
+
+def _survival(eta: float, photons: np.ndarray) -> np.ndarray:
+    """P(at least one of ``photons`` survives a loss of transmittance ``eta``)."""
+    table: np.ndarray = 1 - (1 - eta) ** np.arange(256)
+    return np.asarray(table[photons])
+
+
+def _rare(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """A boolean mask with each entry true with probability ``p`` (cheap for small p)."""
+    mask = np.zeros(n, dtype=bool)
+    if p > 0:
+        mask[
+            rng.choice(n, rng.binomial(n, p), replace=False) if p > 0.01 else rng.integers(0, n, rng.binomial(n, p))
+        ] = True
+    return mask
