@@ -91,3 +91,42 @@ def test_bench_ibc_json(tmp_path: Path) -> None:
     assert set(report["batch_verify_us_per_sig"]) == {"1", "10", "100", "1000"}
     assert json.loads((tmp_path / "bench_ibc.json").read_text()) == report
     assert (tmp_path / "bench_ibc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_qkd_json_keys_and_outcomes() -> None:
+    ok = _json(["qkd", "--json", "--decoy", "--pulses", "2000000", "--seed", "1"])
+    for key in (
+        "qber",
+        "sifted_bits",
+        "final_bits",
+        "leak_ec_bits",
+        "efficiency",
+        "aborted",
+        "abort_reason",
+        "time_ms",
+    ):
+        assert key in ok
+    assert not ok["aborted"] and ok["final_bits"] > 256
+    eve = _json(
+        ["qkd", "--json", "--pulses", "500000", "--eve", "intercept-resend", "--eve-fraction", "1", "--seed", "2"]
+    )
+    assert eve["aborted"] and eve["abort_reason"] == "qber_above_threshold"
+
+
+def test_qkd_human_output_and_bad_options() -> None:
+    result = runner.invoke(app, ["qkd", "--decoy", "--pulses", "1000000", "--seed", "3", "--link", "free-space"])
+    assert result.exit_code == 0, result.output
+    assert "final key bits" in result.stdout
+    assert runner.invoke(app, ["qkd", "--eve", "bob"]).exit_code == 2
+    assert runner.invoke(app, ["qkd", "--link", "copper"]).exit_code == 2
+    assert runner.invoke(app, ["qkd", "--eve-fraction", "2"]).exit_code == 2
+
+
+def test_bench_qkd_json(tmp_path: Path) -> None:
+    args = ["bench", "qkd", "--json", "--sessions", "2", "--skr-pulses", "1000000", "--out", str(tmp_path)]
+    report = _json(args)
+    assert report["session"]["sessions"] == 2
+    assert set(report["session"]["latency_ms"]) == {"p50", "p95", "p99"}
+    assert set(report["cascade"]) == {"0.02", "0.05"} and all(c["corrected"] for c in report["cascade"].values())
+    assert [p["distance_km"] for p in report["skr_vs_distance"]][-1] == 150
+    assert (tmp_path / "bench_qkd.png").read_bytes()[:4] == b"\x89PNG"
