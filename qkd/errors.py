@@ -40,3 +40,13 @@ class SessionAborted(QkdError):
         self.reason = reason
         self.detail = detail
         self.record = record
+
+
+class PadReused(KeyPoolError):
+    """Bits before a key's cursor were asked for again."""
+
+    def __init__(self, peer: str, session_id: bytes, offset: int, cursor: int) -> None:
+        super().__init__(
+            f"pad bits from {offset} of session 0x{session_id.hex()[:16]}… with {peer} are used (cursor {cursor})"
+        )
+        self.peer, self.session_id, self.offset, self.cursor = peer, session_id, offset, cursor

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from qkd.errors import ConfigError, KeyPoolError, KeyPoolExhausted
+from qkd.errors import ConfigError, KeyPoolError, KeyPoolExhausted, PadReused
 
 _PEER = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
@@ -134,6 +134,32 @@ class KeyPool:
                     return PadSlice(peer, bytes.fromhex(key["session"]), offset, bits)
             largest = max((k["bits"] - k["cursor"] for k in keys), default=0)
             raise KeyPoolExhausted(peer, nbits, largest)
+
+    def take_at(self, peer: str, session_id: bytes, offset: int, nbits: int) -> PadSlice:
+        """Hand out bits ``[offset, offset + nbits)`` of one session's key: the receiving
+        side of a message whose sender chose the offset. Skipping ahead is allowed
+        (the skipped bits are gone); going back is not.
+
+        Raises:
+            ConfigError: ``nbits`` not positive or ``offset`` negative.
+            KeyPoolExhausted: no such session, or the range passes the key's end.
+            PadReused: the range starts before the key's cursor (bits already used).
+        """
+        if nbits <= 0 or offset < 0:
+            raise ConfigError("nbits must be positive and offset non-negative")
+        with self._locked(peer) as state:
+            for key in state["keys"]:
+                if key["session"] != session_id.hex():
+                    continue
+                if offset < key["cursor"]:
+                    raise PadReused(peer, session_id, offset, int(key["cursor"]))
+                if offset + nbits > key["bits"]:
+                    raise KeyPoolExhausted(peer, nbits, int(key["bits"]) - offset)
+                key["cursor"] = offset + nbits
+                self._write(peer, state)
+                packed = np.frombuffer(bytes.fromhex(key["data"]), dtype=np.uint8)
+                return PadSlice(peer, session_id, offset, np.unpackbits(packed)[offset : offset + nbits])
+            raise KeyPoolExhausted(peer, nbits, 0)
 
     def unused_bits(self, peer: str) -> int:
         with self._locked(peer) as state:

@@ -86,44 +86,64 @@ def compile_cmd(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def devnet(
-    vehicles: Annotated[int, typer.Option(min=3, help="Number of vehicles.")] = 4,
+    vehicles: Annotated[int, typer.Option(min=3, help="Number of vehicles.")] = 6,
     rsus: Annotated[int, typer.Option(min=1, help="Number of roadside units (validators).")] = 2,
+    eve_share: Annotated[float, typer.Option(min=0, max=0.99, help="Share of links under intercept-resend.")] = 0.25,
+    messages: Annotated[int, typer.Option(min=1, help="Messages per agreed link.")] = 2,
+    pulses: Annotated[int, typer.Option(min=10_000, help="Pulses per QKD session.")] = 2_000_000,
     seed: Annotated[int, typer.Option(help="Seed: the same seed replays the same run.")] = 0,
-    messages: Annotated[int, typer.Option(min=1, help="One-time-pad messages per agreed session.")] = 3,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where agents keep their key pools (default: a temp dir).")
+    ] = None,
     rpc_url: RpcOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy the KeyRegistry, onboard a fleet, and run key sessions, messages and attacks."""
-    from vehicles.devnet import DevnetConfig, DevnetConfigError, run_devnet
+    """The whole path of a key: onboarding, QKD sessions committed on chain, one-time-pad
+    messages, and attacks (tapped links, tampering, replay, pad reuse, revocation)."""
+    from vehicles.scenario import ScenarioConfig, ScenarioConfigError, run_scenario
 
     try:
-        config = DevnetConfig(vehicles=vehicles, rsus=rsus, seed=seed, messages=messages)
-    except DevnetConfigError as exc:
+        config = ScenarioConfig(
+            vehicles=vehicles, rsus=rsus, eve_share=eve_share, messages=messages, pulses=pulses, seed=seed
+        )
+    except ScenarioConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with _chain(rpc_url) as chain:
-        if as_json:
-            report = run_devnet(chain, config)
-            _emit_json(report.to_json())
-            return
-        with err.status("starting") as status:
-            report = run_devnet(chain, config, progress=lambda msg: status.update(msg))
-    table = Table(title=f"KeyRegistry {report.registry} on {report.chain}")
-    for col in ("function", "count", "mean latency ms", "mean gas"):
-        table.add_column(col, justify="right" if col != "function" else "left")
-    for name, (count, ms, gas) in report.by_function().items():
-        table.add_row(name, str(count), f"{ms:.2f}", f"{gas:,}")
-    out.print(table)
-    refusals = Table(title="Refused, as they must be")
-    for col in ("actor", "attempt", "error"):
-        refusals.add_column(col)
-    for r in report.refusals:
-        refusals.add_row(r.actor, r.action, f"[red]{r.error}[/red]")
-    out.print(refusals)
-    lat = report.latency()
-    sessions = ", ".join(f"{k} {v}" for k, v in sorted(report.sessions.items()))
+        try:
+            if as_json:
+                report = run_scenario(chain, config, data_dir)
+                _emit_json(report.to_json())
+                return
+            with err.status("starting") as status:
+                report = run_scenario(chain, config, data_dir, progress=lambda msg: status.update(msg))
+        except ScenarioConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+    sessions = Table(title=f"QKD sessions ({report.chain}, registry {report.registry})")
+    for col in ("vehicle", "RSU", "outcome", "QBER", "key bits"):
+        sessions.add_column(col)
+    for s in report.sessions:
+        colour = {"agreed": "green", "aborted": "red", "mismatch": "yellow"}[s.outcome]
+        outcome = s.outcome + (f" ({s.abort_reason})" if s.abort_reason else "")
+        sessions.add_row(
+            s.initiator, s.peer, f"[{colour}]{outcome}[/{colour}]", f"{s.record.qber:.3f}", str(s.key_bits)
+        )
+    out.print(sessions)
+    attacks = Table(title="Attacks")
+    for col in ("attack", "expected", "observed"):
+        attacks.add_column(col)
+    for a in report.attacks:
+        mark = "green" if a.caught else "red"
+        attacks.add_row(a.attack, a.expected, f"[{mark}]{a.observed}[/{mark}]")
+    out.print(attacks)
+    data = report.to_json()
+    lat = data["latency_ms"]
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(data["messages"]["refused"].items()))
     out.print(
-        f"{len(report.transactions)} transactions in {report.wall_time_s:.2f} s; sessions: {sessions}; "
-        f"validation latency p50 {lat.p50:.2f} ms, p95 {lat.p95:.2f} ms, p99 {lat.p99:.2f} ms"
+        f"sessions: {data['sessions']}; messages delivered {data['messages']['delivered']}, refused: {refused}\n"
+        f"{data['transactions']} transactions in {data['wall_time_s']:.2f} s; validation latency "
+        f"p50 {lat['p50']:.2f} ms, p95 {lat['p95']:.2f} ms, p99 {lat['p99']:.2f} ms; key bits produced "
+        f"{data['key_bits']['produced']:,}, consumed {data['key_bits']['consumed']:,}"
     )
 
 

@@ -89,3 +89,20 @@ def test_bad_input(tmp_path: Path) -> None:
     (tmp_path / "w.pool.json").write_text("{not json")
     with pytest.raises(KeyPoolError):
         pool.take("w", 1)
+
+
+def test_take_at_for_the_receiver(tmp_path: Path) -> None:
+    from qkd.errors import PadReused
+
+    pool = KeyPool(tmp_path)
+    key = _key(300, 5)
+    pool.add_key("v", b"\x01" * 32, key)
+    got = pool.take_at("v", b"\x01" * 32, 0, 100)
+    assert np.array_equal(got.bits, key[:100])
+    with pytest.raises(PadReused):
+        pool.take_at("v", b"\x01" * 32, 50, 10)  # a replay of used bits
+    assert np.array_equal(pool.take_at("v", b"\x01" * 32, 120, 30).bits, key[120:150])  # skipping is fine
+    with pytest.raises(KeyPoolExhausted):
+        pool.take_at("v", b"\x01" * 32, 150, 151)
+    with pytest.raises(KeyPoolExhausted):
+        pool.take_at("v", b"\x02" * 32, 0, 1)
