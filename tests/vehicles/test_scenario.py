@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ from node.errors import AccountRevoked, PadOffsetMismatch
 from node.registry import KeyRegistry
 from node.types import SessionId
 from qkd.bb84 import SourceConfig
+from qkd.keypool import KeyPool
 from qkd.session import SessionConfig
-from vehicles.agent import onboard
+from vehicles.agent import Agent, Role, onboard
 from vehicles.ibc import TrustedAuthority
 from vehicles.ibc.curve import SeededRng
 from vehicles.keysession import establish_key
@@ -72,39 +75,56 @@ def test_same_outcomes_on_anvil(embedded: dict[str, Any], tmp_path: Path) -> Non
     assert _outcomes(on_anvil) == _outcomes(embedded)
 
 
-def test_pad_bits_never_reused_across_an_agent_restart(tmp_path: Path) -> None:
+@dataclass
+class _Pair:
+    chain: EthTesterChain
+    registry: KeyRegistry
+    car: Agent
+    rsu: Agent
+    clock: Callable[[], int]
+    rng: SeededRng
+
+
+def _pair(tmp_path: Path, label: str, seed: int) -> _Pair:
+    """A fresh chain and registry with one vehicle and one RSU that share an agreed key."""
     chain = EthTesterChain()
-    rng = SeededRng(1)
+    rng = SeededRng(seed)
     clock = iter(range(1_800_000_000_000, 1_900_000_000_000, 10)).__next__
-    ta_account = Account.from_key(keccak(text="restart:ta"))
+    ta_account = Account.from_key(keccak(text=f"{label}:ta"))
     chain.fund(ta_account.address, 10**20)
     registry = KeyRegistry.deploy(chain.w3, ta_account)
     ta = TrustedAuthority(rng=rng)
-    accounts = {n: Account.from_key(keccak(text=f"restart:{n}")) for n in ("car", "rsu")}
 
-    def agent(name: str, role: str) -> Any:
-        return onboard(name, role, accounts[name], ta, registry, chain, tmp_path, clock, rng)  # type: ignore[arg-type]
+    def agent(name: str, role: Role) -> Agent:
+        acct = Account.from_key(keccak(text=f"{label}:{name}"))
+        return onboard(name, role, acct, ta, registry, chain, tmp_path, clock, rng)
 
     car, rsu = agent("car", "vehicle"), agent("rsu", "rsu")
-    config = SessionConfig(pulses=2_000_000, source=SourceConfig(decoy=True), seed=5)
-    assert establish_key(car, rsu, config, keccak(text="s1"), 3600).outcome == "agreed"
+    config = SessionConfig(pulses=2_000_000, source=SourceConfig(decoy=True), seed=seed)
+    assert establish_key(car, rsu, config, keccak(text=f"{label}:session"), 3600).outcome == "agreed"
+    return _Pair(chain, registry, car, rsu, clock, rng)
+
+
+def test_pad_bits_never_reused_across_an_agent_restart(tmp_path: Path) -> None:
+    p = _pair(tmp_path, "restart", 5)
+    car, rsu, clock = p.car, p.rsu, p.clock
     first, _ = car.send("rsu", b"hello RSU", clock())
     assert rsu.receive(first) == b"hello RSU"
 
     # the car restarts: a new agent object over the same pool directory
     registry_again = KeyRegistry(
-        chain.w3, registry.address, accounts["car"], deployed_at_block=registry.deployed_at_block
+        p.chain.w3, p.registry.address, car.account, deployed_at_block=p.registry.deployed_at_block
     )
-    car_again = type(car)(
+    car_again = Agent(
         car.name,
         car.role,
         car.account,
         registry_again,
         car.credential,
-        type(car.pool)(tmp_path / "car"),
+        KeyPool(tmp_path / "car"),
         car.revocations,
         car.verifier,
-        rng,
+        p.rng,
     )
     second, _ = car_again.send("rsu", b"after restart", clock())
     assert second.offset >= first.offset + first.bits
@@ -112,25 +132,14 @@ def test_pad_bits_never_reused_across_an_agent_restart(tmp_path: Path) -> None:
     # forcing the old offset is refused by the chain and by the receiver
     with pytest.raises(PadOffsetMismatch):
         car_again.registry.record_message(SessionId(first.session_id), keccak(b"x"), first.offset, first.bits)
-    forged = type(first)(**{**first.__dict__, "signed": second.signed})
     with pytest.raises(MessageRefused):
-        rsu.receive(forged)
+        rsu.receive(replace(first, signed=second.signed))
 
 
 def test_revoked_sender_cannot_record(tmp_path: Path) -> None:
-    chain = EthTesterChain()
-    rng = SeededRng(2)
-    clock = iter(range(1_800_000_000_000, 1_900_000_000_000, 10)).__next__
-    ta_account = Account.from_key(keccak(text="rev:ta"))
-    chain.fund(ta_account.address, 10**20)
-    registry = KeyRegistry.deploy(chain.w3, ta_account)
-    ta = TrustedAuthority(rng=rng)
-    car = onboard("car", "vehicle", Account.from_key(keccak(text="rev:car")), ta, registry, chain, tmp_path, clock, rng)
-    rsu = onboard("rsu", "rsu", Account.from_key(keccak(text="rev:rsu")), ta, registry, chain, tmp_path, clock, rng)
-    config = SessionConfig(pulses=2_000_000, source=SourceConfig(decoy=True), seed=6)
-    assert establish_key(car, rsu, config, keccak(text="s"), 3600).outcome == "agreed"
-    registry.revoke_identity(car.pseudonym_id, "test")
-    before = car.pool.unused_bits("rsu")
+    p = _pair(tmp_path, "revoked", 6)
+    p.registry.revoke_identity(p.car.pseudonym_id, "test")
+    before = p.car.pool.unused_bits("rsu")
     with pytest.raises(AccountRevoked):
-        car.send("rsu", b"x" * 8, clock())
-    assert car.pool.unused_bits("rsu") < before  # the burnt pad bits are not handed out again
+        p.car.send("rsu", b"x" * 8, p.clock())
+    assert p.car.pool.unused_bits("rsu") < before  # the burnt pad bits are not handed out again
