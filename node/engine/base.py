@@ -1,0 +1,88 @@
+"""The execution-engine seam: a decoded transaction in, a receipt out.
+
+Signatures are checked before an engine sees a transaction (admission recovers the
+sender); an engine checks the nonce and the sender's funds, executes, charges gas
+at the effective gas price and bumps the nonce, exactly as a block does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from node.errors import NodeError
+
+
+class EngineError(NodeError):
+    """A transaction cannot be included at all (as opposed to a revert, which is a receipt)."""
+
+
+class NonceMismatch(EngineError):
+    def __init__(self, sender: str, expected: int, given: int) -> None:
+        super().__init__(f"nonce of {sender} is {expected}, transaction has {given}")
+        self.sender, self.expected, self.given = sender, expected, given
+
+
+class InsufficientFunds(EngineError):
+    def __init__(self, sender: str, needed: int, balance: int) -> None:
+        super().__init__(f"{sender} needs {needed} wei for gas, has {balance}")
+        self.sender, self.needed, self.balance = sender, needed, balance
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A decoded, signature-checked transaction (``to`` is ``None`` for a deployment)."""
+
+    sender: str
+    nonce: int
+    to: str | None
+    data: bytes
+    gas: int
+    value: int = 0
+    max_fee_per_gas: int = 0
+    max_priority_fee_per_gas: int = 0
+    tx_hash: bytes = b""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExecutionReceipt:
+    status: int  # 1 success, 0 reverted or halted
+    gas_used: int
+    logs: tuple[LogEntry, ...]
+    output: bytes  # return data, or revert data when status == 0
+    contract_address: str | None = None
+
+
+class ExecutionEngine(ABC):
+    """One EVM state, advanced transaction by transaction, block by block."""
+
+    name: str
+
+    @abstractmethod
+    def execute(self, tx: Transaction) -> ExecutionReceipt:
+        """Apply ``tx`` to the state and return its receipt.
+
+        Raises:
+            NonceMismatch, InsufficientFunds: the transaction cannot be included;
+                the state is untouched.
+        """
+
+    @abstractmethod
+    def call(self, sender: str, to: str, data: bytes) -> bytes:
+        """A read-only call on the current state (no state change)."""
+
+    @abstractmethod
+    def nonce(self, address: str) -> int: ...
+
+    @abstractmethod
+    def balance(self, address: str) -> int: ...
+
+    @abstractmethod
+    def storage(self, address: str, slot: int) -> int: ...

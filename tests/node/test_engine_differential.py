@@ -1,0 +1,142 @@
+"""pyrevm and the eth-tester/py-evm reference agree receipt for receipt.
+
+A long random mix of registry transactions, failing ones included, is signed once,
+sent raw to eth-tester, decoded (coincurve recovery) and executed on the revm engine
+in a block with the same number and timestamp. Status, logs, revert data, nonces and
+the final registry state are identical. Gas used is not yet: pyrevm 0.3.7 keeps
+storage slots warm across transactions (EIP-2929), so revm charges 2,000 gas less
+per re-read slot; ``test_gas_used_agrees`` records that gap until the engine fixes it.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3.exceptions import ContractLogicError
+
+from contracts import load_artifact
+from node.chain import EthTesterChain
+from node.engine.revm import RevmEngine
+from node.registry import KeyRegistry
+from node.revert import revert_data_from
+from node.signer import Signer
+from node.txcodec import decode_transaction
+
+GAS = 400_000
+
+
+def _reference_revert(chain: EthTesterChain, tx: dict[str, object], block: int) -> bytes:
+    try:
+        chain.w3.eth.call(tx, block_identifier=block - 1)  # type: ignore[arg-type]
+    except ContractLogicError as exc:
+        return revert_data_from(exc.data)
+    return b""
+
+
+def _run_mix(check_gas: bool) -> None:
+    chain = EthTesterChain()
+    chain_id = chain.w3.eth.chain_id
+    engine = RevmEngine(chain_id)
+    rnd = random.Random(42)
+    accounts = [Account.from_key(keccak(text=f"diff:{i}")) for i in range(6)]
+    for acct in accounts:
+        chain.fund(acct.address, 10**21)
+        engine.fund(acct.address, 10**21)
+    signers = [Signer(chain.w3, a) for a in accounts]
+    ta = signers[0]
+    abi_client = KeyRegistry(chain.w3, "0x" + "00" * 20)  # only for calldata encoding
+
+    def send(signer: Signer, to: str | None, data: bytes, gas: int = GAS) -> tuple[dict[str, object], object]:
+        tx: dict[str, object] = {"data": "0x" + data.hex(), "gas": gas}
+        if to is not None:
+            tx["to"] = to
+        raw = signer.sign(tx)
+        receipt = signer.wait(signer.send_raw(raw))
+        block = chain.w3.eth.get_block(receipt["blockNumber"])
+        engine.begin_block(block["number"], block["timestamp"])
+        mine = engine.execute(decode_transaction(bytes(raw), chain_id))
+        engine.end_block()
+        assert mine.status == receipt["status"]
+        if check_gas:
+            assert mine.gas_used == receipt["gasUsed"], (data[:4].hex(), mine.gas_used, receipt["gasUsed"])
+        theirs_logs = [
+            (log["address"].lower(), tuple(bytes(t) for t in log["topics"]), bytes(log["data"]))
+            for log in receipt["logs"]
+        ]
+        assert [(e.address, e.topics, e.data) for e in mine.logs] == theirs_logs
+        if receipt["status"] == 0:
+            call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), "gas": gas}
+            assert mine.output == _reference_revert(chain, call, receipt["blockNumber"])
+        return receipt, mine  # type: ignore[return-value]
+
+    receipt, mine = send(ta, None, load_artifact().bytecode, gas=2_000_000)
+    registry = receipt["contractAddress"]  # type: ignore[index]
+    assert mine.contract_address == registry.lower()  # type: ignore[attr-defined]
+
+    def encode(fn: str, *args: object) -> bytes:
+        return bytes(HexBytes(abi_client.encode(fn, *args)))
+
+    members = accounts[1:5]
+    outsider = signers[5]
+    sessions = [keccak(text=f"s{i}") for i in range(12)]
+    hashes = [keccak(text=f"h{i}") for i in range(3)]
+    failures = 0
+    for _ in range(220):
+        kind = rnd.choice(
+            ["add", "add", "remove", "identity", "revoke", "commit", "commit", "confirm", "record", "record"]
+        )
+        who = rnd.choice(signers)
+        if kind == "add":
+            fn = rnd.choice(["addVehicle", "addValidator"])
+            data = encode(fn, rnd.choice(members).address)
+            who = ta if rnd.random() < 0.8 else who
+        elif kind == "remove":
+            data, who = encode("removeMember", rnd.choice(members).address), ta
+        elif kind == "identity":
+            data = encode("registerIdentity", keccak(text=f"p{rnd.randrange(6)}"), rnd.choice(accounts).address)
+        elif kind == "revoke":
+            data, who = encode("revokeIdentity", keccak(text=f"p{rnd.randrange(6)}"), "diff"), ta
+        elif kind == "commit":
+            data = encode(
+                "commitKey",
+                rnd.choice(sessions),
+                rnd.choice(accounts).address,
+                rnd.choice(hashes),
+                rnd.choice([0, 256, 1024]),
+                rnd.choice([0, 60, 3600]),
+            )
+        elif kind == "confirm":
+            data = encode("confirmKey", rnd.choice(sessions), rnd.choice(hashes))
+        else:
+            data = encode(
+                "recordMessage", rnd.choice(sessions), hashes[0], rnd.choice([0, 64, 128]), rnd.choice([0, 64])
+            )
+        if who is outsider and rnd.random() < 0.5:
+            who = rnd.choice(signers[1:5])
+        receipt, _ = send(who, registry, data)
+        failures += receipt["status"] == 0  # type: ignore[index]
+    assert 20 < failures < 200  # the mix exercises both paths
+
+    # final state: every session, identity and role reads the same on both engines
+    reads = [encode("getSession", s) for s in sessions]
+    reads += [encode("getIdentity", keccak(text=f"p{i}")) for i in range(6)]
+    reads += [encode("canWrite", a.address) for a in accounts] + [encode("roleOf", a.address) for a in accounts]
+    for data in reads:
+        theirs = bytes(chain.w3.eth.call({"to": registry, "data": "0x" + data.hex()}))  # type: ignore[typeddict-item]
+        assert engine.call(accounts[0].address, registry, data) == theirs
+    for slot in range(4):
+        assert engine.storage(registry, slot) == int.from_bytes(chain.w3.eth.get_storage_at(registry, slot), "big")
+    assert all(engine.nonce(a.address) == chain.w3.eth.get_transaction_count(a.address) for a in accounts)
+
+
+def test_random_registry_mix_agrees() -> None:
+    _run_mix(check_gas=False)
+
+
+@pytest.mark.xfail(strict=True, reason="pyrevm 0.3.7 keeps storage warm across transactions (EIP-2929)")
+def test_gas_used_agrees() -> None:
+    _run_mix(check_gas=True)
