@@ -8,7 +8,9 @@ at the effective gas price and bumps the nonce, exactly as a block does.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from eth_utils.crypto import keccak
 
 from node.errors import NodeError
 
@@ -52,6 +54,41 @@ class LogEntry:
 
 
 @dataclass(frozen=True)
+class Account:
+    nonce: int
+    balance: int
+    code_hash: bytes
+
+
+@dataclass
+class StateDiff:
+    """The state a block (or a transaction) wrote: final values, not deltas."""
+
+    accounts: dict[str, Account] = field(default_factory=dict)
+    storage: dict[tuple[str, int], int] = field(default_factory=dict)
+    code: dict[bytes, bytes] = field(default_factory=dict)  # code hash -> code
+
+    def update(self, other: StateDiff) -> None:
+        self.accounts.update(other.accounts)
+        self.storage.update(other.storage)
+        self.code.update(other.code)
+
+    def commitment(self) -> bytes:
+        """keccak over the sorted writes: one 32-byte commitment to the changes."""
+        parts = [
+            b"A" + bytes.fromhex(a[2:]) + _word(x.nonce) + _word(x.balance) + x.code_hash
+            for a, x in sorted(self.accounts.items())
+        ]
+        parts += [b"S" + bytes.fromhex(a[2:]) + _word(k) + _word(v) for (a, k), v in sorted(self.storage.items())]
+        parts += [b"C" + h for h in sorted(self.code)]
+        return keccak(b"".join(parts))
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+@dataclass(frozen=True)
 class ExecutionReceipt:
     status: int  # 1 success, 0 reverted or halted
     gas_used: int
@@ -73,6 +110,14 @@ class ExecutionEngine(ABC):
             NonceMismatch, InsufficientFunds: the transaction cannot be included;
                 the state is untouched.
         """
+
+    @abstractmethod
+    def begin_block(self, number: int, timestamp: int) -> None:
+        """Set the block environment (``NUMBER``, ``TIMESTAMP``) for what follows."""
+
+    @abstractmethod
+    def end_block(self) -> StateDiff:
+        """Close the block and return everything it wrote."""
 
     @abstractmethod
     def call(self, sender: str, to: str, data: bytes) -> bytes:

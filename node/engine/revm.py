@@ -3,8 +3,16 @@
 pyrevm executes calls for a caller address: it neither checks signatures nor bumps
 the caller's nonce on a call, nor charges gas. This engine does the rest of what a
 block does: nonce check and bump, up-front funds check, gas charged at the
-effective gas price, and the journal committed at block boundaries so that memory
-stays flat over long runs.
+effective gas price.
+
+pyrevm 0.3.7 never finalizes its journal: after ``commit()`` every account and slot
+stays *warm* (EIP-2929) and keeps its first ``original_value`` (EIP-2200), so gas
+drifts from Ethereum's, and the journal grows for ever. So nothing is committed
+through the journal here. Each transaction runs inside a checkpoint; its write set
+is read from the journal, the checkpoint is reverted, and the writes are put into
+revm's database directly. Every transaction therefore starts cold, exactly as on
+Ethereum, memory stays flat, and each transaction yields its exact write set (the
+node stores it and commits to it in the block header).
 """
 
 from __future__ import annotations
@@ -14,33 +22,50 @@ import re
 from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
 
 from node.engine.base import (
+    Account,
     ExecutionEngine,
     ExecutionReceipt,
     InsufficientFunds,
     LogEntry,
     NonceMismatch,
+    StateDiff,
     Transaction,
 )
 
 _REVERT = re.compile(r"output: 0x([0-9a-fA-F]*)")
+_TOUCHED = re.compile(
+    r"(?:AccountTouched|NonceChange|AccountCreated|CodeChange|BalanceChange) \{ address: (0x[0-9a-f]{40})"
+)
+_TRANSFER = re.compile(r"BalanceTransfer \{ from: (0x[0-9a-f]{40}), to: (0x[0-9a-f]{40})")
+_SSTORE = re.compile(r"StorageChange \{ address: (0x[0-9a-f]{40}), key: (\d+)")
+EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 SPEC = "CANCUN"
 
 
 class RevmEngine(ExecutionEngine):
-    """EVM state in revm.
+    """EVM state in revm's in-memory database.
 
     Args:
         chain_id: the chain id seen by ``CHAINID``.
-        base_fee: the base fee per gas (our permissioned chain keeps it fixed).
+        base_fee: the base fee per gas (our permissioned chain keeps it fixed; it is burnt).
         block_gas_limit: the gas limit of a block.
+        coinbase: receives the priority fees.
     """
 
     name = "revm"
 
-    def __init__(self, chain_id: int, base_fee: int = 0, block_gas_limit: int = 30_000_000) -> None:
+    def __init__(
+        self,
+        chain_id: int,
+        base_fee: int = 0,
+        block_gas_limit: int = 30_000_000,
+        coinbase: str = "0x" + "00" * 20,
+    ) -> None:
         self.chain_id = chain_id
         self.base_fee = base_fee
         self.block_gas_limit = block_gas_limit
+        self.coinbase = coinbase.lower()
+        self._block = StateDiff()
         self.evm = EVM(
             env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block_env(0, 0)),
             gas_limit=block_gas_limit,
@@ -48,53 +73,113 @@ class RevmEngine(ExecutionEngine):
         )
 
     def _block_env(self, number: int, timestamp: int) -> BlockEnv:
-        return BlockEnv(number=number, timestamp=timestamp, basefee=self.base_fee, gas_limit=self.block_gas_limit)
+        return BlockEnv(
+            number=number,
+            timestamp=timestamp,
+            basefee=self.base_fee,
+            gas_limit=self.block_gas_limit,
+            coinbase=self.coinbase,
+        )
 
     def begin_block(self, number: int, timestamp: int) -> None:
         self.evm.set_block_env(self._block_env(number, timestamp))
+        self._block = StateDiff()
 
-    def end_block(self) -> None:
-        """Finalize the journal: the block's changes become the base state."""
-        self.evm.commit()
-        # pyrevm 0.3.7 leaves the journal depth at -1 (u64 wrap) after commit, and the
-        # next call halts with CallTooDeep; a snapshot brings it back to 0.
-        self.evm.snapshot()
+    def end_block(self) -> StateDiff:
+        block, self._block = self._block, StateDiff()
+        return block
+
+    # -- state written straight into revm's database (never through the journal) --
+
+    def load(self, diff: StateDiff) -> None:
+        """Put ``diff`` into the database: genesis, funding, and restarts from the store."""
+        for address, account in diff.accounts.items():
+            code = diff.code.get(account.code_hash)  # None: revm keeps code by hash already
+            info = AccountInfo(balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code)
+            self.evm.insert_account_info(address, info)
+        for (address, slot), value in diff.storage.items():
+            # pyrevm loads the account into the journal after a storage insert; the
+            # revert unloads it again so the next transaction finds it cold
+            checkpoint = self.evm.snapshot()
+            self.evm.insert_account_storage(address, slot, value)
+            self.evm.revert(checkpoint)
 
     def fund(self, address: str, wei: int) -> None:
-        self.evm.set_balance(address, self.balance(address) + wei)
+        was = self.account(address)
+        self._write(StateDiff(accounts={address.lower(): Account(was.nonce, was.balance + wei, was.code_hash)}))
+
+    def _write(self, diff: StateDiff) -> None:
+        self.load(diff)
+        self._block.update(diff)
+
+    # -- transactions --
 
     def execute(self, tx: Transaction) -> ExecutionReceipt:
-        account = self.evm.basic(tx.sender)
-        if account.nonce != tx.nonce:
-            raise NonceMismatch(tx.sender, account.nonce, tx.nonce)
+        sender = tx.sender.lower()
         price = min(tx.max_fee_per_gas, self.base_fee + tx.max_priority_fee_per_gas)
-        balance = self.evm.get_balance(tx.sender)
-        if balance < tx.gas * price + tx.value:
-            raise InsufficientFunds(tx.sender, tx.gas * price + tx.value, balance)
+        checkpoint = self.evm.snapshot()
+        try:
+            account = self.evm.basic(sender)
+            if account.nonce != tx.nonce:
+                raise NonceMismatch(sender, account.nonce, tx.nonce)
+            if account.balance < tx.gas * price + tx.value:
+                raise InsufficientFunds(sender, tx.gas * price + tx.value, account.balance)
+            receipt = self._run(tx)
+            diff = self._written() if receipt.status else StateDiff()
+            sender_after = self.evm.basic(sender)
+        finally:
+            self.evm.revert(checkpoint)
+        fee = receipt.gas_used * price
+        diff.accounts[sender] = Account(tx.nonce + 1, sender_after.balance - fee, bytes(sender_after.code_hash))
+        tip = receipt.gas_used * (price - self.base_fee)
+        if tip:
+            miner = diff.accounts.get(self.coinbase) or self.account(self.coinbase)
+            diff.accounts[self.coinbase] = Account(miner.nonce, miner.balance + tip, miner.code_hash)
+        self._write(diff)
+        return receipt
+
+    def _run(self, tx: Transaction) -> ExecutionReceipt:
         contract: str | None = None
         try:
             if tx.to is None:
-                contract = self.evm.deploy(tx.sender, tx.data, value=tx.value, gas=tx.gas)
+                contract = self.evm.deploy(tx.sender, tx.data, value=tx.value, gas=tx.gas).lower()
+                output = b""
             else:
-                output = self.evm.message_call(tx.sender, tx.to, tx.data, value=tx.value, gas=tx.gas)
+                output = bytes(self.evm.message_call(tx.sender, tx.to, tx.data, value=tx.value, gas=tx.gas))
             status = 1
         except RuntimeError as exc:  # pyrevm raises on revert and halt; the result keeps the gas
             match = _REVERT.search(str(exc))
             output = bytes.fromhex(match.group(1)) if match else b""
-            status = 0
-            contract = None
+            status, contract = 0, None
         result = self.evm.result
         gas_used = result.gas_used if result is not None else tx.gas
         logs = tuple(_log(entry) for entry in result.logs) if (result is not None and status) else ()
-        if tx.to is None and status:
-            output = b""
-        # pyrevm bumps the nonce for CREATE itself, not for calls; reverted creates too need the bump.
-        nonce = tx.nonce + 1
-        balance_after = self.evm.get_balance(tx.sender) - gas_used * price
-        info = self.evm.basic(tx.sender)
-        self.evm.insert_account_info(tx.sender, AccountInfo(nonce=nonce, code_hash=info.code_hash, code=info.code))
-        self.evm.set_balance(tx.sender, balance_after)
         return ExecutionReceipt(status, gas_used, logs, output, contract)
+
+    def _written(self) -> StateDiff:
+        """The current checkpoint's writes, read back at their final values."""
+        journal = self.evm.journal_str
+        journal = journal[journal.rfind("journal: [") :]
+        addresses = set(_TOUCHED.findall(journal))
+        for source, target in _TRANSFER.findall(journal):
+            addresses.update((source, target))
+        diff = StateDiff()
+        for address in addresses:
+            info = self.evm.basic(address)
+            code_hash = bytes(info.code_hash)
+            if info.nonce == 0 and info.balance == 0 and code_hash == EMPTY_CODE_HASH:
+                continue  # EIP-161: touched-but-empty accounts are not created
+            diff.accounts[address] = Account(info.nonce, info.balance, code_hash)
+            if code_hash != EMPTY_CODE_HASH:
+                code = self.evm.get_code(address)
+                if code:
+                    diff.code[code_hash] = bytes(code)
+        for address, key in set(_SSTORE.findall(journal)):
+            slot = int(key)
+            diff.storage[(address, slot)] = int(self.evm.storage(address, slot))
+        return diff
+
+    # -- reads (each inside a checkpoint, so nothing becomes warm) --
 
     def call(self, sender: str, to: str, data: bytes) -> bytes:
         checkpoint = self.evm.snapshot()
@@ -103,14 +188,42 @@ class RevmEngine(ExecutionEngine):
         finally:
             self.evm.revert(checkpoint)
 
+    def simulate(self, sender: str, to: str | None, data: bytes, value: int, gas: int) -> ExecutionReceipt:
+        """Run a call or deployment and discard its effects (``eth_call``, ``eth_estimateGas``)."""
+        checkpoint = self.evm.snapshot()
+        try:
+            tx = Transaction(sender=sender, nonce=0, to=to, data=data, gas=gas, value=value)
+            return self._run(tx)
+        finally:
+            self.evm.revert(checkpoint)
+
+    def account(self, address: str) -> Account:
+        checkpoint = self.evm.snapshot()
+        try:
+            info = self.evm.basic(address)
+            return Account(int(info.nonce), int(info.balance), bytes(info.code_hash))
+        finally:
+            self.evm.revert(checkpoint)
+
+    def code(self, address: str) -> bytes:
+        checkpoint = self.evm.snapshot()
+        try:
+            return bytes(self.evm.get_code(address) or b"")
+        finally:
+            self.evm.revert(checkpoint)
+
     def nonce(self, address: str) -> int:
-        return int(self.evm.basic(address).nonce)
+        return self.account(address).nonce
 
     def balance(self, address: str) -> int:
-        return int(self.evm.get_balance(address))
+        return self.account(address).balance
 
     def storage(self, address: str, slot: int) -> int:
-        return int(self.evm.storage(address, slot))
+        checkpoint = self.evm.snapshot()
+        try:
+            return int(self.evm.storage(address, slot))
+        finally:
+            self.evm.revert(checkpoint)
 
 
 def _log(entry: object) -> LogEntry:
