@@ -95,7 +95,9 @@ class RevmEngine(ExecutionEngine):
         """Put ``diff`` into the database: genesis, funding, and restarts from the store."""
         for address, account in diff.accounts.items():
             code = diff.code.get(account.code_hash)  # None: revm keeps code by hash already
-            info = AccountInfo(balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code)
+            info = AccountInfo(  # type: ignore[call-arg]  # the stub omits balance
+                balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code
+            )
             self.evm.insert_account_info(address, info)
         for (address, slot), value in diff.storage.items():
             # pyrevm loads the account into the journal after a storage insert; the
@@ -130,7 +132,7 @@ class RevmEngine(ExecutionEngine):
         finally:
             self.evm.revert(checkpoint)
         fee = receipt.gas_used * price
-        diff.accounts[sender] = Account(tx.nonce + 1, sender_after.balance - fee, bytes(sender_after.code_hash))
+        diff.accounts[sender] = Account(tx.nonce + 1, sender_after.balance - fee, _code_hash(sender_after))
         tip = receipt.gas_used * (price - self.base_fee)
         if tip:
             miner = diff.accounts.get(self.coinbase) or self.account(self.coinbase)
@@ -166,7 +168,7 @@ class RevmEngine(ExecutionEngine):
         diff = StateDiff()
         for address in addresses:
             info = self.evm.basic(address)
-            code_hash = bytes(info.code_hash)
+            code_hash = _code_hash(info)
             if info.nonce == 0 and info.balance == 0 and code_hash == EMPTY_CODE_HASH:
                 continue  # EIP-161: touched-but-empty accounts are not created
             diff.accounts[address] = Account(info.nonce, info.balance, code_hash)
@@ -201,7 +203,7 @@ class RevmEngine(ExecutionEngine):
         checkpoint = self.evm.snapshot()
         try:
             info = self.evm.basic(address)
-            return Account(int(info.nonce), int(info.balance), bytes(info.code_hash))
+            return Account(int(info.nonce), int(info.balance), _code_hash(info))
         finally:
             self.evm.revert(checkpoint)
 
@@ -224,6 +226,10 @@ class RevmEngine(ExecutionEngine):
             return int(self.evm.storage(address, slot))
         finally:
             self.evm.revert(checkpoint)
+
+
+def _code_hash(info: AccountInfo) -> bytes:
+    return bytes(info.code_hash) if info.code_hash else EMPTY_CODE_HASH
 
 
 def _log(entry: object) -> LogEntry:
