@@ -21,14 +21,24 @@ MAX_TX_BYTES = 128 * 1024
 
 
 class TransactionRejected(NodeError, ValueError):
-    """A raw transaction was refused before execution."""
+    """A raw transaction was refused before execution.
+
+    ``rpc_code`` is the JSON-RPC error code the node answers with (geth's -32000 for
+    transaction-pool refusals unless a subclass says otherwise).
+    """
+
+    rpc_code = -32000
 
 
 class MalformedTransaction(TransactionRejected):
     """Not a well-formed legacy or EIP-1559 transaction."""
 
+    rpc_code = -32602
+
 
 class UnsupportedTransactionType(TransactionRejected):
+    rpc_code = -32602
+
     def __init__(self, tx_type: int) -> None:
         super().__init__(f"transaction type {tx_type} is not supported (legacy and EIP-1559 are)")
         self.tx_type = tx_type
@@ -140,8 +150,9 @@ def _eip1559(raw: bytes, chain_id: int, tx_hash: bytes) -> Transaction:
     given_chain = _int(tx_chain, "chainId")
     if given_chain != chain_id:
         raise WrongChainId(chain_id, given_chain)
-    if not isinstance(access_list, list):
-        raise MalformedTransaction("access list must be a list")
+    if access_list != []:
+        # the engine does not pre-warm access lists, so their gas would differ from Ethereum's
+        raise MalformedTransaction("access lists are not supported; send an empty access list")
     tip_int, max_fee_int = _int(tip, "maxPriorityFeePerGas"), _int(max_fee, "maxFeePerGas")
     if tip_int > max_fee_int:
         raise MalformedTransaction("maxPriorityFeePerGas exceeds maxFeePerGas")

@@ -1,0 +1,353 @@
+"""The node: admission, mempool, adaptive block proposer, durable store, over the revm engine.
+
+One proposer thread seals blocks. When the mempool is empty it sleeps; a transaction
+wakes it and is sealed at once (a one-transaction block: lowest latency). While a
+block is being executed and written, new transactions queue, and the next block takes
+all of them up to the block gas limit: the batch grows with the load by itself.
+
+A block is visible (receipts, ``eth_blockNumber``, subscribers) only after the store
+has committed it durably. Decoding and signature recovery run in a process pool over
+all cores when many transactions arrive together (:meth:`Node.submit_many`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from coincurve import PrivateKey
+from eth_utils.crypto import keccak
+
+from node.admission import (
+    AlreadyKnown,
+    Genesis,
+    InsufficientFundsForTransfer,
+    MempoolFull,
+    NonceTooHigh,
+    NonceTooLow,
+    Permissioning,
+    SenderNotPermitted,
+    check_static,
+)
+from node.block import Block, SealedReceipt, seal
+from node.engine.base import Account, EngineError, ExecutionReceipt, StateDiff, Transaction
+from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
+from node.errors import NodeError
+from node.store import Store, StoredTransaction
+from node.txcodec import TransactionRejected, decode_transaction
+
+log = logging.getLogger("qkdchain.node")
+
+MEMPOOL_LIMIT = 100_000
+PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
+CLIENT_VERSION = "qkdchain/0.1.0/revm"
+
+
+class NodeStopped(NodeError):
+    """The node was closed."""
+
+
+class GenesisMismatch(NodeError):
+    """The data directory holds a chain with a different genesis."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    tx: Transaction
+    raw: bytes
+    submitted: float
+
+
+BlockListener = Callable[[Block, list[SealedReceipt]], None]
+
+
+def _decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | TransactionRejected]:
+    out: list[Transaction | TransactionRejected] = []
+    for raw in raws:
+        try:
+            out.append(decode_transaction(raw, chain_id))
+        except TransactionRejected as exc:
+            out.append(exc)
+    return out
+
+
+def address_of(key: PrivateKey) -> str:
+    return "0x" + keccak(key.public_key.format(compressed=False)[1:])[-20:].hex()
+
+
+class Node:
+    """A permissioned single-proposer node with a durable SQLite store.
+
+    Args:
+        data_dir: where ``chain.sqlite`` lives; an existing chain is resumed.
+        genesis: required for a new chain; for an existing one it must match (or be ``None``).
+        validator_key: the proposer's secp256k1 key; its address must be a genesis validator.
+        workers: processes for parallel signature recovery (0: decode inline).
+
+    Raises:
+        GenesisMismatch: ``data_dir`` holds another chain.
+        NodeError: the validator key is not a validator of this chain.
+    """
+
+    def __init__(
+        self, data_dir: Path, genesis: Genesis | None, validator_key: bytes, workers: int | None = None
+    ) -> None:
+        self.store = Store(data_dir / "chain.sqlite")
+        stored = self.store.get_meta("genesis")
+        if stored is None:
+            if genesis is None:
+                raise GenesisMismatch(f"{data_dir} holds no chain and no genesis was given")
+            self.store.set_meta("genesis", genesis.to_json())
+        else:
+            existing = Genesis.from_json(stored)  # type: ignore[arg-type]
+            if genesis is not None and genesis.to_json() != existing.to_json():
+                raise GenesisMismatch(f"{data_dir} holds a chain with another genesis")
+            genesis = existing
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self._key = PrivateKey(validator_key)
+        self.proposer = address_of(self._key)
+        if genesis.validators and self.proposer not in genesis.validators:
+            raise NodeError(f"{self.proposer} is not a validator of this chain")
+        self.engine = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit, coinbase=self.proposer)
+        self.permissioning = Permissioning(genesis)
+        self._time_offset = int(self.store.get_meta("time_offset") or 0)  # type: ignore[call-overload]
+
+        head = self.store.head()
+        if head is None:
+            diff = StateDiff(accounts={a: Account(0, wei, EMPTY_CODE_HASH) for a, wei in genesis.alloc.items()})
+            self.engine.load(diff)
+            block = seal(self._key, bytes(32), 0, genesis.timestamp, genesis.block_gas_limit, genesis.base_fee,
+                         [], diff.commitment())  # fmt: skip
+            self.store.append(block, [], [], diff)
+            head = block
+        else:
+            self.engine.load(self.store.load_state())
+            log.info("resumed chain at block %d (0x%s)", head.number, head.hash.hex())
+        self.head: Block = head
+
+        self._cond = threading.Condition()
+        self._mempool: deque[_Pending] = deque()
+        self._pending_nonce: dict[str, int] = {}
+        self._known: set[bytes] = set()
+        self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
+        self._mine_requests = 0
+        self._listeners: list[BlockListener] = []
+        self._running = True
+        self._error: BaseException | None = None
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        self._workers = workers
+        self._proposer = threading.Thread(target=self._propose_loop, name="proposer", daemon=True)
+        self._proposer.start()
+
+    # -- submission --
+
+    def submit(self, raw: bytes) -> bytes:
+        """Admit one raw transaction to the mempool and return its hash.
+
+        Raises:
+            TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
+                funds, permission, duplicate, full pool); nothing changed.
+        """
+        return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw))
+
+    def submit_many(self, raws: list[bytes]) -> list[bytes | TransactionRejected]:
+        """Admit many transactions, recovering signatures on all cores; in order, one result each."""
+        decoded: list[Transaction | TransactionRejected]
+        if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
+            size = -(-len(raws) // (self._workers * 2))
+            chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
+            decoded = [d for part in self._pool.map(_decode_chunk, chunks, [self.chain_id] * len(chunks)) for d in part]
+        else:
+            decoded = _decode_chunk(raws, self.chain_id)
+        results: list[bytes | TransactionRejected] = []
+        for item, raw in zip(decoded, raws, strict=True):
+            if isinstance(item, TransactionRejected):
+                results.append(item)
+                continue
+            try:
+                results.append(self._admit(item, bytes(raw)))
+            except TransactionRejected as exc:
+                results.append(exc)
+        return results
+
+    def _admit(self, tx: Transaction, raw: bytes) -> bytes:
+        check_static(tx, self.genesis)
+        with self._cond:
+            if not self._running:
+                raise NodeStopped("the node is stopped")
+            if tx.tx_hash in self._known or self.store.transaction(tx.tx_hash) is not None:
+                raise AlreadyKnown(tx.tx_hash)
+            if len(self._mempool) >= MEMPOOL_LIMIT:
+                raise MempoolFull(len(self._mempool))
+            if not self.permissioning.allowed(self.engine, tx.sender):
+                raise SenderNotPermitted(tx.sender)
+            expected = self._pending_nonce.get(tx.sender)
+            if expected is None:
+                expected = self.engine.nonce(tx.sender)
+            if tx.nonce < expected:
+                raise NonceTooLow(tx.sender, expected, tx.nonce)
+            if tx.nonce > expected:
+                raise NonceTooHigh(tx.sender, expected, tx.nonce)
+            needed = tx.gas * tx.max_fee_per_gas + tx.value
+            balance = self.engine.balance(tx.sender)
+            if balance < needed:
+                raise InsufficientFundsForTransfer(tx.sender, needed, balance)
+            self._pending_nonce[tx.sender] = expected + 1
+            self._known.add(tx.tx_hash)
+            self._mempool.append(_Pending(tx, raw, time.perf_counter()))
+            self._cond.notify_all()
+        return tx.tx_hash
+
+    # -- the proposer --
+
+    def _propose_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._running and not self._mempool and not self._mine_requests:
+                        self._cond.wait()
+                    if not self._running:
+                        return
+                    self._mine_requests = max(0, self._mine_requests - 1)
+                    block, receipts, raws, diff = self._build()
+                self.store.append(block, receipts, raws, diff)  # durable before anyone sees it
+                with self._cond:
+                    self.head = block
+                    for r in receipts:
+                        self._known.discard(r.tx_hash)
+                    self._cond.notify_all()
+                for listener in list(self._listeners):
+                    listener(block, receipts)
+        except BaseException as exc:  # a bug or a full disk: stop admitting, surface it
+            log.exception("proposer stopped")
+            with self._cond:
+                self._error, self._running = exc, False
+                self._cond.notify_all()
+
+    def _build(self) -> tuple[Block, list[SealedReceipt], list[bytes], StateDiff]:
+        """Execute the mempool's head up to the block gas limit (lock held)."""
+        parent = self.head
+        number = parent.number + 1
+        timestamp = max(parent.header.timestamp + 1, int(time.time()) + self._time_offset)
+        self.engine.begin_block(number, timestamp)
+        receipts: list[SealedReceipt] = []
+        raws: list[bytes] = []
+        gas_left = self.genesis.block_gas_limit
+        cumulative = 0
+        while self._mempool and self._mempool[0].tx.gas <= gas_left:
+            pending = self._mempool.popleft()
+            tx = pending.tx
+            if not self.permissioning.allowed(self.engine, tx.sender):
+                self._drop(tx, SenderNotPermitted(tx.sender))
+                continue
+            try:
+                executed: ExecutionReceipt = self.engine.execute(tx)
+            except EngineError as exc:
+                self._drop(tx, exc)
+                continue
+            self.permissioning.observe(executed.logs)
+            gas_left -= executed.gas_used
+            cumulative += executed.gas_used
+            price = min(tx.max_fee_per_gas, self.genesis.base_fee + tx.max_priority_fee_per_gas)
+            receipts.append(SealedReceipt(tx.tx_hash, tx.sender, tx.to, len(receipts), cumulative, price, executed))
+            raws.append(pending.raw)
+        diff = self.engine.end_block()
+        block = seal(self._key, parent.hash, number, timestamp, self.genesis.block_gas_limit,
+                     self.genesis.base_fee, receipts, diff.commitment())  # fmt: skip
+        return block, receipts, raws, diff
+
+    def _drop(self, tx: Transaction, reason: TransactionRejected | EngineError) -> None:
+        """A transaction admitted earlier can no longer be included (e.g. revoked since)."""
+        log.info("dropped 0x%s: %s", tx.tx_hash.hex(), reason)
+        self._known.discard(tx.tx_hash)
+        self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
+        self._rejected[tx.tx_hash] = reason
+        while len(self._rejected) > 10_000:
+            self._rejected.popitem(last=False)
+
+    # -- waiting and listening --
+
+    def subscribe(self, listener: BlockListener) -> None:
+        """Call ``listener(block, receipts)`` after each block is durable (on the proposer thread)."""
+        self._listeners.append(listener)
+
+    def wait(self, tx_hash: bytes, timeout_s: float = 30.0) -> StoredTransaction:
+        """Block until ``tx_hash`` is in a durable block.
+
+        Raises:
+            TransactionRejected, EngineError: the transaction was dropped before inclusion.
+            TimeoutError: not included within ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                stored = self.store.transaction(tx_hash)
+                if stored is not None:
+                    return stored
+                if tx_hash in self._rejected:
+                    raise self._rejected[tx_hash]
+                if self._error is not None:
+                    raise NodeStopped(f"the proposer stopped: {self._error}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"0x{tx_hash.hex()} not included within {timeout_s} s")
+                self._cond.wait(remaining)
+
+    def mine(self) -> Block:
+        """Seal a block now, even an empty one (``evm_mine``)."""
+        with self._cond:
+            target = self.head.number + 1
+            self._mine_requests += 1
+            self._cond.notify_all()
+            while self.head.number < target and self._running:
+                self._cond.wait(5.0)
+            return self.head
+
+    def increase_time(self, seconds: int) -> int:
+        """Move the clock of future blocks forward (``evm_increaseTime``); returns the total offset."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        with self._cond:
+            self._time_offset += seconds
+            self.store.set_meta("time_offset", self._time_offset)
+            return self._time_offset
+
+    # -- state reads (serialised with execution) --
+
+    def pending_nonce(self, address: str) -> int:
+        with self._cond:
+            pending = self._pending_nonce.get(address)
+            return self.engine.nonce(address) if pending is None else pending
+
+    def read(self, fn: Callable[[RevmEngine], object]) -> object:
+        with self._cond:
+            return fn(self.engine)
+
+    @property
+    def mempool_size(self) -> int:
+        return len(self._mempool)
+
+    def close(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self._proposer.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self.store.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
