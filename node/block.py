@@ -4,8 +4,9 @@ The roots are binary Merkle roots over keccak leaves, not Ethereum's Patricia tr
 they commit to the same content (a light client can check inclusion with a log-size
 proof) at a fraction of the cost. ``stateRoot`` commits to the block's state writes
 (:meth:`node.engine.base.StateDiff.commitment`), not to the whole state; the
-proposer's recoverable secp256k1 signature over the header hash sits in
-``extraData``, as Clique and QBFT put their seals.
+proposer's recoverable secp256k1 signature over the header hash is served as
+``proposerSignature`` (Clique and QBFT put seals in ``extraData``, but web3.py
+refuses an ``extraData`` longer than 32 bytes unless a POA middleware is added).
 """
 
 from __future__ import annotations

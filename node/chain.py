@@ -8,11 +8,16 @@ reached over HTTP JSON-RPC (anvil, our own node, Besu).
 
 from __future__ import annotations
 
+import tempfile
+import time
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_utils.crypto import keccak
 from requests.exceptions import RequestException
 from web3 import HTTPProvider, Web3
 
@@ -93,6 +98,56 @@ class EthTesterChain(_FaucetChain):
 
 # The first of the well-known dev accounts of anvil and Hardhat ("test test ... junk").
 DEV_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+DEV_VALIDATOR_KEY = keccak(text="qkdchain dev validator")
+
+
+class NodeChain(_FaucetChain):
+    """Our node, in this process, served over JSON-RPC on loopback; web3 talks HTTP to it.
+
+    Args:
+        data_dir: the node's data directory (a fresh temporary one by default).
+        admin: the genesis admin (Trusted Authority); its first deployment is the
+            permissioning registry. ``None`` with ``permissioned=False`` gives an open dev chain.
+        permissioned: enforce on-chain account permissioning.
+        workers: processes for signature recovery.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        admin: str | None = None,
+        permissioned: bool = False,
+        workers: int | None = 0,
+        chain_id: int = 1337,
+    ) -> None:
+        from node.admission import Genesis
+        from node.core import Node, address_of
+        from node.rpc import RpcServer
+
+        self.name = "node"
+        faucet = Account.from_key(DEV_FAUCET_KEY)
+        validator = address_of(PrivateKey(DEV_VALIDATOR_KEY))
+        genesis = Genesis(
+            chain_id=chain_id,
+            alloc={faucet.address.lower(): 10**30},
+            validators=(validator,),
+            admin=admin.lower() if admin else None,
+            operators=(faucet.address.lower(), validator),
+            permissioned=permissioned,
+            timestamp=int(time.time()),
+        )
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qkdchain-node-"))
+        self.node = Node(self.data_dir, genesis, DEV_VALIDATOR_KEY, workers=workers)
+        self.server = RpcServer(self.node, port=0).start()
+        self.url = self.server.url
+        self.w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
+        super().__init__(faucet)
+
+    def close(self) -> None:
+        self.server.close()
+        self.node.close()
 
 
 class RpcChain(_FaucetChain):

@@ -118,7 +118,7 @@ class Node:
             raise NodeError(f"{self.proposer} is not a validator of this chain")
         self.engine = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit, coinbase=self.proposer)
         self.permissioning = Permissioning(genesis)
-        self._time_offset = int(self.store.get_meta("time_offset") or 0)  # type: ignore[call-overload]
+        self._time_offset: int = int(self.store.get_meta("time_offset") or 0)  # type: ignore[call-overload]
 
         head = self.store.head()
         if head is None:
@@ -237,7 +237,7 @@ class Node:
         """Execute the mempool's head up to the block gas limit (lock held)."""
         parent = self.head
         number = parent.number + 1
-        timestamp = max(parent.header.timestamp + 1, int(time.time()) + self._time_offset)
+        timestamp = max(parent.header.timestamp, int(time.time()) + self._time_offset)  # non-decreasing, as anvil
         self.engine.begin_block(number, timestamp)
         receipts: list[SealedReceipt] = []
         raws: list[bytes] = []

@@ -302,7 +302,9 @@ class KeyRegistry:
 
     def _explain_failure(self, sender: str, tx: dict[str, Any], receipt: TxReceipt) -> ContractRevert:
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        # Receipts carry no revert data; replay the call on the parent state.
+        if receipt.get("revertReason") is not None:  # type: ignore[misc]  # Besu and our node include it
+            return self._decoder.decode(bytes(HexBytes(receipt["revertReason"])), tx_hash)  # type: ignore[typeddict-item]
+        # Ethereum receipts carry no revert data; replay the call on the parent state.
         # Exact when the failed transaction was alone in its block.
         try:
             self.w3.eth.call({"from": sender, **tx}, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[typeddict-item]

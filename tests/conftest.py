@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from node.anvil import AnvilProcess
-from node.chain import Chain, EthTesterChain
+from node.chain import Chain, EthTesterChain, NodeChain
 
-CHAINS = ["eth-tester", "anvil"]
+CHAINS = ["eth-tester", "node", "anvil"]
 
 
 @pytest.fixture(scope="session", params=CHAINS)
@@ -17,6 +17,10 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     """A running chain, shared by the tests of one session (each test deploys anew)."""
     if request.param == "eth-tester":
         yield EthTesterChain()
+    elif request.param == "node":
+        node = NodeChain()
+        yield node
+        node.close()
     elif request.param == "anvil":
         with AnvilProcess() as anvil:
             yield anvil
