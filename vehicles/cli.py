@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from node.chain import Chain, EthTesterChain, RpcChain
+from node.chain import Chain, EthTesterChain, NodeChain, RpcChain
 from node.errors import NodeError
 
 app = typer.Typer(
@@ -29,6 +29,14 @@ RpcOpt = Annotated[
     str | None,
     typer.Option("--rpc-url", help="Use this Ethereum JSON-RPC endpoint instead of the embedded chain."),
 ]
+ChainOpt = Annotated[
+    str,
+    typer.Option(
+        "--chain",
+        help="Embedded chain: 'node' (our node, in process, over JSON-RPC on loopback) or "
+        "'eth-tester' (the py-evm reference).",
+    ),
+]
 
 
 def _emit_json(data: Any) -> None:
@@ -36,9 +44,18 @@ def _emit_json(data: Any) -> None:
 
 
 @contextmanager
-def _chain(rpc_url: str | None) -> Iterator[Chain]:
+def _chain(rpc_url: str | None, embedded: str = "node", admin: str | None = None) -> Iterator[Chain]:
+    """The chain a command runs on; ``admin`` turns on the node's permissioning with that TA."""
+    if embedded not in ("node", "eth-tester"):
+        raise typer.BadParameter("--chain must be 'node' or 'eth-tester'")
     try:
-        chain: Chain = RpcChain(rpc_url) if rpc_url else EthTesterChain()
+        chain: Chain
+        if rpc_url:
+            chain = RpcChain(rpc_url)
+        elif embedded == "eth-tester":
+            chain = EthTesterChain()
+        else:
+            chain = NodeChain(admin=admin, permissioned=admin is not None)
     except NodeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -96,11 +113,12 @@ def devnet(
         Path | None, typer.Option("--data-dir", help="Where agents keep their key pools (default: a temp dir).")
     ] = None,
     rpc_url: RpcOpt = None,
+    embedded: ChainOpt = "node",
     as_json: JsonOpt = False,
 ) -> None:
     """The whole path of a key: onboarding, QKD sessions committed on chain, one-time-pad
     messages, and attacks (tapped links, tampering, replay, pad reuse, revocation)."""
-    from vehicles.scenario import ScenarioConfig, ScenarioConfigError, run_scenario
+    from vehicles.scenario import ScenarioConfig, ScenarioConfigError, devnet_account, run_scenario
 
     try:
         config = ScenarioConfig(
@@ -108,7 +126,8 @@ def devnet(
         )
     except ScenarioConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    with _chain(rpc_url) as chain:
+    # on our node the scenario's TA is the genesis admin: its registry is the allow list
+    with _chain(rpc_url, embedded, admin=devnet_account(seed, "ta").address) as chain:
         try:
             if as_json:
                 report = run_scenario(chain, config, data_dir)
@@ -147,16 +166,122 @@ def devnet(
     )
 
 
+@app.command("node")
+def node_cmd(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Chain database directory (resumed if it exists).")
+    ] = Path("node-data"),
+    host: Annotated[str, typer.Option(help="Interface for JSON-RPC.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="JSON-RPC port (0: any free port).")] = 8545,
+    chain_id: Annotated[int, typer.Option("--chain-id", min=1, help="Chain id of a new chain.")] = 1337,
+    genesis_file: Annotated[
+        Path | None, typer.Option("--genesis", help="Genesis JSON (chainId, alloc, validators, admin, operators, ...).")
+    ] = None,
+    admin: Annotated[
+        str | None, typer.Option(help="Genesis admin (TA) of a new dev chain; its first deployment is the allow list.")
+    ] = None,
+    open_chain: Annotated[
+        bool, typer.Option("--open", help="No account permissioning: anyone funded may send (a dev chain).")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option(min=0, help="Processes for signature recovery (default: cores).")
+    ] = None,
+) -> None:
+    """Run a node: JSON-RPC over HTTP, blocks in a SQLite file, structured JSON logs on stderr.
+
+    The validator key comes from QKDCHAIN_VALIDATOR_KEY (hex); without it the well-known
+    dev key is used. A new dev chain funds the well-known dev account (anvil's first).
+    """
+    import logging
+    import os
+    import signal
+    import threading
+    import time as _time
+
+    from coincurve import PrivateKey
+    from eth_account import Account
+
+    from node.admission import Genesis
+    from node.chain import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
+    from node.core import Node, address_of
+    from node.logs import JsonLogFormatter
+    from node.rpc import RpcServer
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    log = logging.getLogger("qkdchain.node")
+    key_hex = os.environ.get("QKDCHAIN_VALIDATOR_KEY")
+    key = bytes.fromhex(key_hex.removeprefix("0x")) if key_hex else DEV_VALIDATOR_KEY
+    if not key_hex:
+        log.warning("using the well-known dev validator key; set QKDCHAIN_VALIDATOR_KEY for a real chain")
+    genesis: Genesis | None = None
+    if genesis_file is not None:
+        try:
+            genesis = Genesis.from_json(json.loads(genesis_file.read_text()))
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(f"--genesis: {exc}") from exc
+    elif not (data_dir / "chain.sqlite").exists():
+        faucet = Account.from_key(DEV_FAUCET_KEY).address.lower()
+        validator = address_of(PrivateKey(key))
+        genesis = Genesis(
+            chain_id=chain_id,
+            alloc={faucet: 10**30},
+            validators=(validator,),
+            admin=(admin or faucet).lower(),
+            operators=(faucet, validator),
+            permissioned=not open_chain,
+            timestamp=int(_time.time()),
+        )
+    try:
+        node = Node(data_dir, genesis, key, workers=workers)
+    except NodeError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    node.subscribe(
+        lambda block, receipts: log.info(
+            "sealed block",
+            extra={"block": block.number, "txs": len(receipts), "gas_used": block.header.gas_used},
+        )
+    )
+    try:
+        server = RpcServer(node, host, port).start()
+    except OSError as exc:
+        node.close()
+        err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc}")
+        raise typer.Exit(2) from exc
+    log.info(
+        "node started",
+        extra={
+            "url": server.url,
+            "chain_id": node.chain_id,
+            "head": node.head.number,
+            "proposer": node.proposer,
+            "data_dir": str(data_dir),
+            "permissioned": node.genesis.permissioned,
+            "registry": node.genesis.registry,
+        },
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    log.info("stopping", extra={"head": node.head.number})
+    server.close()
+    node.close()
+
+
 @app.command()
 def gas(
     batch_size: Annotated[int, typer.Option(min=1, max=200, help="Sessions per batch call.")] = 10,
     rpc_url: RpcOpt = None,
+    embedded: ChainOpt = "node",
     as_json: JsonOpt = False,
 ) -> None:
     """Report the gas used by every KeyRegistry function (measured, on the chosen chain)."""
     from node.gas import measure_gas
 
-    with _chain(rpc_url) as chain:
+    with _chain(rpc_url, embedded) as chain:
         rows = measure_gas(chain, batch_size)
     if as_json:
         _emit_json({"chain": chain.name, "gas": [r.__dict__ for r in rows]})

@@ -144,6 +144,12 @@ class _Clock:
         return self.now
 
 
+def devnet_account(seed: int, label: str) -> LocalAccount:
+    """The deterministic account of ``label`` (``"ta"``, a vehicle, an RSU) in the run with ``seed``."""
+    acct: LocalAccount = Account.from_key(keccak(text=f"qkdchain-devnet:{seed}:{label}"))
+    return acct
+
+
 def run_scenario(
     chain: Chain,
     config: ScenarioConfig | None = None,
@@ -160,8 +166,7 @@ def run_scenario(
     clock = _Clock()
 
     def account(label: str) -> LocalAccount:
-        acct: LocalAccount = Account.from_key(keccak(text=f"qkdchain-devnet:{config.seed}:{label}"))
-        return acct
+        return devnet_account(config.seed, label)
 
     say(f"TA deploys the KeyRegistry on {chain.name}")
     ta_account = account("ta")
