@@ -196,4 +196,5 @@ def sign_eip1559(
     ]
     signature = PrivateKey(key).sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
     r, s, y = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
-    return b"\x02" + rlp.encode([*fields, y, r, s])
+    encoded: bytes = rlp.encode([*fields, y, r, s])
+    return b"\x02" + encoded
