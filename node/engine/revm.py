@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import re
 
+from eth_utils.crypto import keccak
 from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
 
 from node.engine.base import (
     Account,
+    EngineError,
     ExecutionEngine,
     ExecutionReceipt,
     InsufficientFunds,
@@ -66,6 +68,7 @@ class RevmEngine(ExecutionEngine):
         self.block_gas_limit = block_gas_limit
         self.coinbase = coinbase.lower()
         self._block = StateDiff()
+        self._codes: dict[bytes, bytes] = {}
         self.evm = EVM(
             env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block_env(0, 0)),
             gas_limit=block_gas_limit,
@@ -99,6 +102,7 @@ class RevmEngine(ExecutionEngine):
                 balance=account.balance, nonce=account.nonce, code_hash=account.code_hash, code=code
             )
             self.evm.insert_account_info(address, info)
+        self._codes.update(diff.code)
         for (address, slot), value in diff.storage.items():
             # pyrevm loads the account into the journal after a storage insert; the
             # revert unloads it again so the next transaction finds it cold
@@ -172,10 +176,8 @@ class RevmEngine(ExecutionEngine):
             if info.nonce == 0 and info.balance == 0 and code_hash == EMPTY_CODE_HASH:
                 continue  # EIP-161: touched-but-empty accounts are not created
             diff.accounts[address] = Account(info.nonce, info.balance, code_hash)
-            if code_hash != EMPTY_CODE_HASH:
-                code = self.evm.get_code(address)
-                if code:
-                    diff.code[code_hash] = bytes(code)
+            if code_hash != EMPTY_CODE_HASH and code_hash not in self._codes:
+                diff.code[code_hash] = _original_code(bytes(self.evm.get_code(address) or b""), code_hash)
         for address, key in set(_SSTORE.findall(journal)):
             slot = int(key)
             diff.storage[(address, slot)] = int(self.evm.storage(address, slot))
@@ -208,11 +210,8 @@ class RevmEngine(ExecutionEngine):
             self.evm.revert(checkpoint)
 
     def code(self, address: str) -> bytes:
-        checkpoint = self.evm.snapshot()
-        try:
-            return bytes(self.evm.get_code(address) or b"")
-        finally:
-            self.evm.revert(checkpoint)
+        """The deployed code, byte for byte (revm itself hands back its padded, analysed copy)."""
+        return self._codes.get(self.account(address).code_hash, b"")
 
     def nonce(self, address: str) -> int:
         return self.account(address).nonce
@@ -226,6 +225,14 @@ class RevmEngine(ExecutionEngine):
             return int(self.evm.storage(address, slot))
         finally:
             self.evm.revert(checkpoint)
+
+
+def _original_code(padded: bytes, code_hash: bytes) -> bytes:
+    """Strip revm's analysis padding (trailing STOPs) back to the code that hashes to ``code_hash``."""
+    for end in range(len(padded), max(-1, len(padded) - 64), -1):
+        if keccak(padded[:end]) == code_hash:
+            return padded[:end]
+    raise EngineError(f"code does not match its hash 0x{code_hash.hex()}")
 
 
 def _code_hash(info: AccountInfo) -> bytes:
