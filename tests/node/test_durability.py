@@ -103,11 +103,14 @@ def test_kill_9_under_load_keeps_every_acknowledged_transaction(tmp_path: Path) 
         def load() -> None:
             nonce = 1
             while not stop.is_set():
-                batch = [
-                    {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
-                     "params": ["0x" + tx(ta, nonce + i, registry, calldata("addVehicle", address_of(key_of(f"m{nonce + i}")))).hex()]}
+                raws = [
+                    tx(ta, nonce + i, registry, calldata("addVehicle", address_of(key_of(f"m{nonce + i}"))))
                     for i in range(20)
-                ]  # fmt: skip
+                ]
+                batch = [
+                    {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
+                    for i, raw in enumerate(raws)
+                ]
                 try:
                     answers = requests.post(url, json=batch, timeout=10).json()
                     hashes = [a["result"] for a in answers if "result" in a]
