@@ -186,6 +186,12 @@ class Permissioning:
         self.operators = {o.lower() for o in genesis.operators} | ({genesis.admin.lower()} if genesis.admin else set())
         self._cache: dict[str, bool] = {}
 
+    def cached(self, sender: str) -> bool | None:
+        """The answer if it needs no state read, else ``None``."""
+        if not self.enabled or sender in self.operators:
+            return True
+        return self._cache.get(sender)
+
     def allowed(self, engine: RevmEngine, sender: str) -> bool:
         if not self.enabled or sender in self.operators:
             return True

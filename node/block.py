@@ -4,6 +4,8 @@ The roots are binary Merkle roots over keccak leaves, not Ethereum's Patricia tr
 they commit to the same content (a light client can check inclusion with a log-size
 proof) at a fraction of the cost. ``stateRoot`` commits to the block's state writes
 (:meth:`node.engine.base.StateDiff.commitment`), not to the whole state; the
+header carries no log bloom: the receipts root already commits to every log, and
+the RPC computes ``logsBloom`` from the stored logs when asked. The
 proposer's recoverable secp256k1 signature over the header hash is served as
 ``proposerSignature`` (Clique and QBFT put seals in ``extraData``, but web3.py
 refuses an ``extraData`` longer than 32 bytes unless a POA middleware is added).
@@ -15,9 +17,9 @@ from dataclasses import dataclass
 
 import rlp
 from coincurve import PrivateKey, PublicKey
-from eth_utils.crypto import keccak
 
 from node.engine.base import ExecutionReceipt, LogEntry
+from node.hashing import keccak
 
 EMPTY_ROOT = keccak(b"")
 BLOOM_BYTES = 256
@@ -36,8 +38,13 @@ def merkle_root(leaves: list[bytes]) -> bytes:
 
 
 def receipt_leaf(status: int, cumulative_gas: int, logs: tuple[LogEntry, ...]) -> bytes:
-    encoded_logs = [[bytes.fromhex(log.address[2:]), list(log.topics), log.data] for log in logs]
-    return keccak(rlp.encode([status, cumulative_gas, encoded_logs]))
+    """keccak of a fixed-width encoding: status, cumulative gas, then each log (address,
+    topic count, topics, data length, data) — unambiguous, and far cheaper than RLP here."""
+    parts = [bytes([status]), cumulative_gas.to_bytes(8, "big")]
+    for log in logs:
+        parts += [bytes.fromhex(log.address[2:]), bytes([len(log.topics)]), *log.topics]
+        parts += [len(log.data).to_bytes(4, "big"), log.data]
+    return keccak(b"".join(parts))
 
 
 def logs_bloom(logs: list[LogEntry]) -> bytes:
@@ -63,7 +70,6 @@ class BlockHeader:
     tx_root: bytes
     receipts_root: bytes
     state_root: bytes
-    logs_bloom: bytes
 
     def fields(self) -> list[object]:
         return [
@@ -77,7 +83,6 @@ class BlockHeader:
             self.tx_root,
             self.receipts_root,
             self.state_root,
-            self.logs_bloom,
         ]
 
     @property
@@ -129,7 +134,6 @@ def seal(
     state_root: bytes,
 ) -> Block:
     """Build the header over ``receipts`` and sign it with the proposer's ``key``."""
-    logs = [log for r in receipts for log in r.execution.logs]
     header = BlockHeader(
         number=number,
         parent_hash=parent_hash,
@@ -143,7 +147,6 @@ def seal(
             [receipt_leaf(r.execution.status, r.cumulative_gas, r.execution.logs) for r in receipts]
         ),
         state_root=state_root,
-        logs_bloom=logs_bloom(logs),
     )
     signature = key.sign_recoverable(header.hash, hasher=None)
     return Block(header, signature, tuple(r.tx_hash for r in receipts))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections import OrderedDict, deque
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coincurve import PrivateKey
-from eth_utils.crypto import keccak
 
 from node.admission import (
     AlreadyKnown,
@@ -40,7 +40,8 @@ from node.block import Block, SealedReceipt, seal
 from node.engine.base import Account, EngineError, ExecutionReceipt, StateDiff, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.errors import NodeError
-from node.store import Store, StoredTransaction
+from node.hashing import keccak
+from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
 
 log = logging.getLogger("qkdchain.node")
@@ -56,6 +57,14 @@ class NodeStopped(NodeError):
 
 class GenesisMismatch(NodeError):
     """The data directory holds a chain with a different genesis."""
+
+
+@dataclass(frozen=True)
+class _Built:
+    block: Block
+    receipts: list[SealedReceipt]
+    raws: list[bytes]
+    diff: StateDiff
 
 
 @dataclass(frozen=True)
@@ -133,20 +142,27 @@ class Node:
             log.info("resumed chain at block %d (0x%s)", head.number, head.hash.hex())
         self.head: Block = head
 
-        self._cond = threading.Condition()
+        self._tip: Block = head  # the last block built; ``head`` is the last one durable
+        self._cond = threading.Condition()  # guards the mempool and the fields below
+        self._engine_lock = threading.RLock()  # guards the engine (execution and reads)
         self._mempool: deque[_Pending] = deque()
         self._pending_nonce: dict[str, int] = {}
+        self._view: dict[str, Account] = {}  # accounts after the last built block, for admission
         self._known: set[bytes] = set()
         self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
         self._mine_requests = 0
         self._listeners: list[BlockListener] = []
         self._running = True
         self._error: BaseException | None = None
+        self._sealed: queue.Queue[_Built | None] = queue.Queue(maxsize=2)
+        self._store_writer = StoreWriter(self.store.path)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
         self._workers = workers
         self._proposer = threading.Thread(target=self._propose_loop, name="proposer", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="writer", daemon=True)
         self._proposer.start()
+        self._writer.start()
 
     # -- submission --
 
@@ -179,35 +195,48 @@ class Node:
                 results.append(exc)
         return results
 
+    def _account(self, address: str) -> Account:
+        """The account after the last built block (the engine is asked only on a miss)."""
+        account = self._view.get(address)
+        if account is None:
+            with self._engine_lock:
+                account = self._view[address] = self.engine.account(address)
+        return account
+
+    def _allowed(self, sender: str) -> bool:
+        answer = self.permissioning.cached(sender)
+        if answer is None:
+            with self._engine_lock:
+                answer = self.permissioning.allowed(self.engine, sender)
+        return answer
+
     def _admit(self, tx: Transaction, raw: bytes) -> bytes:
         check_static(tx, self.genesis)
+        if not self._allowed(tx.sender):
+            raise SenderNotPermitted(tx.sender)
+        account = self._account(tx.sender)
+        needed = tx.gas * tx.max_fee_per_gas + tx.value
+        if account.balance < needed:
+            raise InsufficientFundsForTransfer(tx.sender, needed, account.balance)
         with self._cond:
             if not self._running:
                 raise NodeStopped("the node is stopped")
-            if tx.tx_hash in self._known or self.store.transaction(tx.tx_hash) is not None:
+            if tx.tx_hash in self._known:  # included ones fail the nonce check below, as on geth
                 raise AlreadyKnown(tx.tx_hash)
             if len(self._mempool) >= MEMPOOL_LIMIT:
                 raise MempoolFull(len(self._mempool))
-            if not self.permissioning.allowed(self.engine, tx.sender):
-                raise SenderNotPermitted(tx.sender)
-            expected = self._pending_nonce.get(tx.sender)
-            if expected is None:
-                expected = self.engine.nonce(tx.sender)
+            expected = self._pending_nonce.get(tx.sender, account.nonce)
             if tx.nonce < expected:
                 raise NonceTooLow(tx.sender, expected, tx.nonce)
             if tx.nonce > expected:
                 raise NonceTooHigh(tx.sender, expected, tx.nonce)
-            needed = tx.gas * tx.max_fee_per_gas + tx.value
-            balance = self.engine.balance(tx.sender)
-            if balance < needed:
-                raise InsufficientFundsForTransfer(tx.sender, needed, balance)
             self._pending_nonce[tx.sender] = expected + 1
             self._known.add(tx.tx_hash)
             self._mempool.append(_Pending(tx, raw, time.perf_counter()))
             self._cond.notify_all()
         return tx.tx_hash
 
-    # -- the proposer --
+    # -- the proposer builds, the writer makes durable and publishes --
 
     def _propose_loop(self) -> None:
         try:
@@ -218,33 +247,36 @@ class Node:
                     if not self._running:
                         return
                     self._mine_requests = max(0, self._mine_requests - 1)
-                    block, receipts, raws, diff = self._build()
-                self.store.append(block, receipts, raws, diff)  # durable before anyone sees it
-                with self._cond:
-                    self.head = block
-                    for r in receipts:
-                        self._known.discard(r.tx_hash)
-                    self._cond.notify_all()
-                for listener in list(self._listeners):
-                    listener(block, receipts)
-        except BaseException as exc:  # a bug or a full disk: stop admitting, surface it
-            log.exception("proposer stopped")
-            with self._cond:
-                self._error, self._running = exc, False
-                self._cond.notify_all()
+                    batch = self._take()
+                with self._engine_lock:
+                    built = self._build(batch)
+                self._tip = built.block
+                self._sealed.put(built)  # blocks while two blocks wait for the disk
+        except BaseException as exc:  # a bug: stop admitting, surface it
+            self._fail(exc)
+        finally:
+            self._sealed.put(None)
 
-    def _build(self) -> tuple[Block, list[SealedReceipt], list[bytes], StateDiff]:
-        """Execute the mempool's head up to the block gas limit (lock held)."""
-        parent = self.head
+    def _take(self) -> list[_Pending]:
+        """The mempool's head up to the block gas limit (lock held)."""
+        batch: list[_Pending] = []
+        gas = 0
+        while self._mempool and gas + self._mempool[0].tx.gas <= self.genesis.block_gas_limit:
+            pending = self._mempool.popleft()
+            gas += pending.tx.gas
+            batch.append(pending)
+        return batch
+
+    def _build(self, batch: list[_Pending]) -> _Built:
+        """Execute ``batch`` on top of the tip and seal the block (engine lock held)."""
+        parent = self._tip
         number = parent.number + 1
         timestamp = max(parent.header.timestamp, int(time.time()) + self._time_offset)  # non-decreasing, as anvil
         self.engine.begin_block(number, timestamp)
         receipts: list[SealedReceipt] = []
         raws: list[bytes] = []
-        gas_left = self.genesis.block_gas_limit
         cumulative = 0
-        while self._mempool and self._mempool[0].tx.gas <= gas_left:
-            pending = self._mempool.popleft()
+        for pending in batch:
             tx = pending.tx
             if not self.permissioning.allowed(self.engine, tx.sender):
                 self._drop(tx, SenderNotPermitted(tx.sender))
@@ -255,24 +287,50 @@ class Node:
                 self._drop(tx, exc)
                 continue
             self.permissioning.observe(executed.logs)
-            gas_left -= executed.gas_used
             cumulative += executed.gas_used
             price = min(tx.max_fee_per_gas, self.genesis.base_fee + tx.max_priority_fee_per_gas)
             receipts.append(SealedReceipt(tx.tx_hash, tx.sender, tx.to, len(receipts), cumulative, price, executed))
             raws.append(pending.raw)
         diff = self.engine.end_block()
+        self._view.update(diff.accounts)
         block = seal(self._key, parent.hash, number, timestamp, self.genesis.block_gas_limit,
                      self.genesis.base_fee, receipts, diff.commitment())  # fmt: skip
-        return block, receipts, raws, diff
+        return _Built(block, receipts, raws, diff)
+
+    def _write_loop(self) -> None:
+        while True:
+            built = self._sealed.get()
+            if built is None:
+                return
+            try:
+                self._store_writer.append(built.block, built.receipts, built.raws, built.diff)  # durable first
+            except BaseException as exc:  # a full disk: stop, and say why
+                self._fail(exc)
+                return
+            with self._cond:
+                self.head = built.block
+                for r in built.receipts:
+                    self._known.discard(r.tx_hash)
+                self._cond.notify_all()
+            for listener in list(self._listeners):
+                listener(built.block, built.receipts)
+
+    def _fail(self, exc: BaseException) -> None:
+        log.exception("node stopped: %s", exc)
+        with self._cond:
+            self._error, self._running = exc, False
+            self._cond.notify_all()
 
     def _drop(self, tx: Transaction, reason: TransactionRejected | EngineError) -> None:
         """A transaction admitted earlier can no longer be included (e.g. revoked since)."""
         log.info("dropped 0x%s: %s", tx.tx_hash.hex(), reason)
-        self._known.discard(tx.tx_hash)
-        self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
-        self._rejected[tx.tx_hash] = reason
-        while len(self._rejected) > 10_000:
-            self._rejected.popitem(last=False)
+        with self._cond:
+            self._known.discard(tx.tx_hash)
+            self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
+            self._rejected[tx.tx_hash] = reason
+            while len(self._rejected) > 10_000:
+                self._rejected.popitem(last=False)
+            self._cond.notify_all()
 
     # -- waiting and listening --
 
@@ -305,7 +363,7 @@ class Node:
     def mine(self) -> Block:
         """Seal a block now, even an empty one (``evm_mine``)."""
         with self._cond:
-            target = self.head.number + 1
+            target = self._tip.number + 1
             self._mine_requests += 1
             self._cond.notify_all()
             while self.head.number < target and self._running:
@@ -326,10 +384,10 @@ class Node:
     def pending_nonce(self, address: str) -> int:
         with self._cond:
             pending = self._pending_nonce.get(address)
-            return self.engine.nonce(address) if pending is None else pending
+        return self._account(address).nonce if pending is None else pending
 
     def read(self, fn: Callable[[RevmEngine], object]) -> object:
-        with self._cond:
+        with self._engine_lock:
             return fn(self.engine)
 
     @property
@@ -341,6 +399,8 @@ class Node:
             self._running = False
             self._cond.notify_all()
         self._proposer.join(timeout=30)
+        self._writer.join(timeout=30)
+        self._store_writer.close()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

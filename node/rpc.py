@@ -335,7 +335,7 @@ class RpcHandler:
             "nonce": "0x0000000000000000",
             "mixHash": _h(bytes(32)),
             "sha3Uncles": _h(EMPTY_UNCLES),
-            "logsBloom": _h(h.logs_bloom),
+            "logsBloom": _h(logs_bloom([x.log for x in self.node.store.logs(h.number, h.number, None)])),
             "transactionsRoot": _h(h.tx_root),
             "stateRoot": _h(h.state_root),
             "receiptsRoot": _h(h.receipts_root),

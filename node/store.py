@@ -8,11 +8,16 @@ thread reads through its own connection (WAL readers do not block the writer).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +31,29 @@ CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY, hash BLOB UNIQUE NOT NULL, parent_hash BLOB NOT NULL,
     timestamp INTEGER NOT NULL, proposer TEXT NOT NULL, gas_limit INTEGER NOT NULL,
     gas_used INTEGER NOT NULL, base_fee INTEGER NOT NULL, tx_root BLOB NOT NULL,
-    receipts_root BLOB NOT NULL, state_root BLOB NOT NULL, logs_bloom BLOB NOT NULL,
+    receipts_root BLOB NOT NULL, state_root BLOB NOT NULL,
     signature BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
     hash BLOB PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL, raw BLOB NOT NULL,
     sender TEXT NOT NULL, recipient TEXT, status INTEGER NOT NULL, gas_used INTEGER NOT NULL,
-    cumulative_gas INTEGER NOT NULL, gas_price INTEGER NOT NULL, contract TEXT, output BLOB NOT NULL);
+    cumulative_gas INTEGER NOT NULL, gas_price INTEGER NOT NULL, contract TEXT, output BLOB NOT NULL)
+    WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS transactions_block ON transactions (block, idx);
 CREATE TABLE IF NOT EXISTS logs (
     block INTEGER NOT NULL, log_index INTEGER NOT NULL, tx_hash BLOB NOT NULL, tx_index INTEGER NOT NULL,
-    address TEXT NOT NULL, topics BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (block, log_index));
+    address TEXT NOT NULL, topics BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (block, log_index))
+    WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS logs_address ON logs (address, block);
-CREATE INDEX IF NOT EXISTS logs_tx ON logs (tx_hash);
 CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, nonce INTEGER NOT NULL,
-    balance BLOB NOT NULL, code_hash BLOB NOT NULL);
+    balance BLOB NOT NULL, code_hash BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS storage (address TEXT NOT NULL, slot BLOB NOT NULL, value BLOB NOT NULL,
-    PRIMARY KEY (address, slot));
+    PRIMARY KEY (address, slot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS code (hash BLOB PRIMARY KEY, code BLOB NOT NULL);
 """
 
 _BLOCK_COLUMNS = (
     "number, hash, parent_hash, timestamp, proposer, gas_limit, gas_used, base_fee, "
-    "tx_root, receipts_root, state_root, logs_bloom, signature"
+    "tx_root, receipts_root, state_root, signature"
 )
 
 
@@ -117,6 +123,7 @@ class Store:
         if db is None:
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA cache_size=-65536")  # 64 MiB: random-key inserts stay in memory
             self._local.db = db
         return db
 
@@ -146,10 +153,10 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute(
-                    f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         h.number, block.hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
-                        h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root, h.logs_bloom,
+                        h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root,
                         block.signature,
                     ),
                 )  # fmt: skip
@@ -227,7 +234,8 @@ class Store:
         logs = tuple(
             (index, LogEntry(address, _topics(topics), bytes(data)))
             for index, address, topics, data in db.execute(
-                "SELECT log_index, address, topics, data FROM logs WHERE tx_hash = ? ORDER BY log_index", (tx_hash,)
+                "SELECT log_index, address, topics, data FROM logs WHERE block = ? AND tx_index = ? ORDER BY log_index",
+                (row[4], row[6]),
             )
         )
         h, raw, sender, to, number, block_hash, idx, status, gas_used, cumulative, price, contract, output = row
@@ -272,4 +280,70 @@ def _log_rows(number: int, receipts: list[SealedReceipt]) -> list[tuple[object, 
 def receipt_of(stored: StoredTransaction) -> ExecutionReceipt:
     return ExecutionReceipt(
         stored.status, stored.gas_used, tuple(log for _, log in stored.logs), stored.output, stored.contract_address
+    )
+
+
+class StoreWriter:
+    """Appends blocks from a process of its own (``python -m node.store``).
+
+    SQLite's per-row work holds the GIL; beside the proposer's execution in the same
+    process the two threads hand the GIL back and forth and both slow down. In a
+    separate process the writes run on the other core. :meth:`append` returns when the
+    child has committed (WAL, ``synchronous=FULL``), so acknowledgement still follows
+    durability. If the node dies, the child sees its pipe close and exits.
+    """
+
+    def __init__(self, path: Path) -> None:
+        parent_read, child_write = os.pipe()
+        child_read, parent_write = os.pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "node.store", str(path), str(child_read), str(child_write)],
+            pass_fds=(child_read, child_write),
+        )
+        os.close(child_read)
+        os.close(child_write)
+        self._send = Connection(parent_write, readable=False)
+        self._recv = Connection(parent_read, writable=False)
+
+    def append(self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff) -> None:
+        try:
+            self._send.send((block, receipts, raws, diff))
+            failure = self._recv.recv()
+        except (EOFError, OSError) as exc:
+            raise StoreError(f"the store process is gone: {exc}") from exc
+        if failure is not None:
+            raise StoreError(failure)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._send.send(None)
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._send.close()
+        self._recv.close()
+
+
+def _serve_writes(path: Path, requests: Connection, replies: Connection) -> None:
+    store = Store(path)
+    while True:
+        try:
+            item = requests.recv()
+        except (EOFError, OSError):
+            return  # the node is gone; whatever was committed stays committed
+        if item is None:
+            store.close()
+            return
+        try:
+            store.append(*item)
+        except Exception as exc:  # report, keep serving: the node decides to stop
+            replies.send(f"{type(exc).__name__}: {exc}")
+        else:
+            replies.send(None)
+
+
+if __name__ == "__main__":
+    _serve_writes(
+        Path(sys.argv[1]), Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
     )

@@ -10,11 +10,11 @@ from typing import Any
 
 import rlp
 from coincurve import PrivateKey, PublicKey
-from eth_utils.crypto import keccak
 from rlp.exceptions import DecodingError, DeserializationError
 
 from node.engine.base import Transaction
 from node.errors import NodeError
+from node.hashing import keccak
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_TX_BYTES = 128 * 1024
@@ -119,6 +119,39 @@ def _rlp_list(data: bytes, length: int) -> list[Any]:
     return items
 
 
+def _item_end(data: bytes, at: int) -> int:
+    """Where the RLP item starting at ``at`` ends (``data`` is already known to be well formed)."""
+    prefix = data[at]
+    if prefix < 0x80:
+        return at + 1
+    if prefix < 0xB8:
+        return at + 1 + prefix - 0x80
+    if prefix < 0xC0:
+        size = prefix - 0xB7
+        return at + 1 + size + int.from_bytes(data[at + 1 : at + 1 + size], "big")
+    if prefix < 0xF8:
+        return at + 1 + prefix - 0xC0
+    size = prefix - 0xF7
+    return at + 1 + size + int.from_bytes(data[at + 1 : at + 1 + size], "big")
+
+
+def _first_items(raw: bytes, count: int) -> bytes:
+    """The encodings of the first ``count`` items of the typed transaction's list, concatenated."""
+    prefix = raw[1]
+    at = 2 if prefix < 0xF8 else 2 + prefix - 0xF7
+    start = at
+    for _ in range(count):
+        at = _item_end(raw, at)
+    return raw[start:at]
+
+
+def _list_header(size: int) -> bytes:
+    if size < 56:
+        return bytes([0xC0 + size])
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([0xF7 + len(length)]) + length
+
+
 def _legacy(raw: bytes, chain_id: int, tx_hash: bytes) -> Transaction:
     nonce, gas_price, gas, to, value, data, v, r, s = _rlp_list(raw, 9)
     fields = (_int(nonce, "nonce"), _int(gas_price, "gasPrice"), _int(gas, "gas"))
@@ -156,7 +189,8 @@ def _eip1559(raw: bytes, chain_id: int, tx_hash: bytes) -> Transaction:
     tip_int, max_fee_int = _int(tip, "maxPriorityFeePerGas"), _int(max_fee, "maxFeePerGas")
     if tip_int > max_fee_int:
         raise MalformedTransaction("maxPriorityFeePerGas exceeds maxFeePerGas")
-    sighash = keccak(b"\x02" + rlp.encode(items[:9]))
+    unsigned = _first_items(raw, 9)  # the signed fields, exactly as they were encoded
+    sighash = keccak(b"\x02" + _list_header(len(unsigned)) + unsigned)
     sender = _recover(sighash, _int(y_parity, "yParity"), _int(r, "r"), _int(s, "s"))
     return Transaction(
         sender=sender,

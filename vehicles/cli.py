@@ -441,5 +441,52 @@ def bench_qkd(
     out.print(f"saved {json_path} and {png_path}")
 
 
+@bench_app.command("node")
+def bench_node(
+    loads: Annotated[str, typer.Option(help="Offered loads in tx/s, comma-separated.")] = "1000,4000,16000",
+    seconds: Annotated[float, typer.Option(min=0.1, help="Offered duration of each load point.")] = 2.0,
+    vehicles: Annotated[int, typer.Option(min=2, help="Vehicle accounts sending transactions.")] = 64,
+    systems: Annotated[
+        str, typer.Option(help="Comma-separated: eth-tester, node, node-rpc, anvil-rpc.")
+    ] = "eth-tester,node,node-rpc,anvil-rpc",
+    out_dir: OutOpt = Path("results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Validated TPS and submission-to-receipt latency vs offered load, for the reference,
+    our node (in process and over JSON-RPC) and anvil, in one run."""
+    from node.benchmark import SYSTEMS, BenchConfig, plot_node_benchmark, run_node_benchmark
+
+    try:
+        load_list = tuple(int(x) for x in loads.split(",") if x.strip())
+    except ValueError as exc:
+        raise typer.BadParameter("--loads must be comma-separated integers") from exc
+    chosen = tuple(x.strip() for x in systems.split(",") if x.strip())
+    if not load_list or any(x <= 0 for x in load_list):
+        raise typer.BadParameter("--loads must be positive integers")
+    if unknown := [x for x in chosen if x not in SYSTEMS]:
+        raise typer.BadParameter(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
+    config = BenchConfig(loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen)
+    with err.status("benchmarking") as status:
+        report = run_node_benchmark(config, progress=lambda m: status.update(m))
+    json_path = _save_report(report, out_dir, "bench_node")
+    png_path = plot_node_benchmark(report, out_dir / "bench_node.png")
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(title="Validated transactions: KeyRegistry.commitKey, pre-signed, many vehicles")
+    for col in ("system", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "RSS MB"):
+        table.add_column(col, justify="right" if col != "system" else "left")
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        table.add_row(
+            r["system"], f"{r['offered_tps']:,}", f"{r['tps']:,.0f}", f"{lat['p50']:.2f}", f"{lat['p95']:.2f}",
+            f"{lat['p99']:.2f}", f"{r['transactions']:,}", f"{r['rss_mb']:.0f}",
+        )  # fmt: skip
+    out.print(table)
+    for name, why in report["skipped"].items():
+        out.print(f"[yellow]skipped {name}:[/yellow] {why}")
+    out.print(f"saved {json_path} and {png_path}")
+
+
 if __name__ == "__main__":
     app()

@@ -10,9 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from eth_utils.crypto import keccak
-
 from node.errors import NodeError
+from node.hashing import keccak
 
 
 class EngineError(NodeError):

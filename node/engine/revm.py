@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 
-from eth_utils.crypto import keccak
 from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
 
 from node.engine.base import (
@@ -33,13 +32,14 @@ from node.engine.base import (
     StateDiff,
     Transaction,
 )
+from node.hashing import keccak
 
 _REVERT = re.compile(r"output: 0x([0-9a-fA-F]*)")
-_TOUCHED = re.compile(
+_WRITES = re.compile(  # one pass over the journal: touched accounts, transfers, storage writes
     r"(?:AccountTouched|NonceChange|AccountCreated|CodeChange|BalanceChange) \{ address: (0x[0-9a-f]{40})"
+    r"|BalanceTransfer \{ from: (0x[0-9a-f]{40}), to: (0x[0-9a-f]{40})"
+    r"|StorageChange \{ address: (0x[0-9a-f]{40}), key: (\d+)"
 )
-_TRANSFER = re.compile(r"BalanceTransfer \{ from: (0x[0-9a-f]{40}), to: (0x[0-9a-f]{40})")
-_SSTORE = re.compile(r"StorageChange \{ address: (0x[0-9a-f]{40}), key: (\d+)")
 EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 SPEC = "CANCUN"
 
@@ -166,9 +166,15 @@ class RevmEngine(ExecutionEngine):
         """The current checkpoint's writes, read back at their final values."""
         journal = self.evm.journal_str
         journal = journal[journal.rfind("journal: [") :]
-        addresses = set(_TOUCHED.findall(journal))
-        for source, target in _TRANSFER.findall(journal):
-            addresses.update((source, target))
+        addresses: set[str] = set()
+        slots: set[tuple[str, int]] = set()
+        for touched, source, target, stored, key in _WRITES.findall(journal):
+            if touched:
+                addresses.add(touched)
+            elif source:
+                addresses.update((source, target))
+            else:
+                slots.add((stored, int(key)))
         diff = StateDiff()
         for address in addresses:
             info = self.evm.basic(address)
@@ -178,8 +184,7 @@ class RevmEngine(ExecutionEngine):
             diff.accounts[address] = Account(info.nonce, info.balance, code_hash)
             if code_hash != EMPTY_CODE_HASH and code_hash not in self._codes:
                 diff.code[code_hash] = _original_code(bytes(self.evm.get_code(address) or b""), code_hash)
-        for address, key in set(_SSTORE.findall(journal)):
-            slot = int(key)
+        for address, slot in slots:
             diff.storage[(address, slot)] = int(self.evm.storage(address, slot))
         return diff
 

@@ -199,5 +199,5 @@ def test_web3_sends_through_the_node(chain: NodeChain) -> None:
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
     assert receipt["status"] == 1 and receipt["gasUsed"] == 21_000
     assert w3.eth.get_balance(Web3.to_checksum_address("0x" + "22" * 20)) == 1234
-    with pytest.raises(Exception, match="already known"):
+    with pytest.raises(Exception, match="nonce too low"):
         w3.eth.send_raw_transaction(signed.raw_transaction)

@@ -1,0 +1,550 @@
+"""Node throughput benchmark: validated TPS and submission-to-receipt latency vs offered load.
+
+Workload: a TA deploys the KeyRegistry and adds ``vehicles`` vehicles; then every
+vehicle sends pre-signed ``commitKey`` transactions (EIP-1559, fixed gas, one fresh
+session each), round-robin, at the offered rate. The same transactions run, in the
+same process and run, on:
+
+- ``eth-tester``: the py-evm reference, auto-mining, driven through web3 in process;
+- ``node``: our node in process (``Node.submit_many``: parallel recovery, admission
+  with permissioning, execution, a durable block, receipts readable);
+- ``node-rpc``: our node as a ``qkdchain node`` process, sent JSON-RPC batches;
+- ``anvil-rpc``: anvil, auto-mining, sent the same JSON-RPC batches.
+
+A transaction's latency runs from the moment it is handed to the system to the
+moment its receipt is readable (in process: the block's durable-commit callback;
+over RPC: the first poll that sees its block, which bounds the true time from above).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from eth_account import Account
+from eth_utils.crypto import keccak
+
+from contracts import load_artifact
+from node.admission import GWEI, Genesis, contract_address
+from node.anvil import AnvilProcess, find_anvil, free_port
+from node.chain import DEV_VALIDATOR_KEY, EthTesterChain, RpcChain
+from node.core import Node, address_of
+from node.metrics import Percentiles
+from node.txcodec import sign_eip1559
+
+SYSTEMS = ("eth-tester", "node", "node-rpc", "anvil-rpc")
+MAX_FEE = 10 * GWEI  # anvil's and eth-tester's base fees move; ours is fixed at 1 gwei
+COMMIT_GAS = 200_000
+TICK_S = 0.005
+MAX_CHUNK = 500  # transactions handed over at once (a JSON-RPC batch)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. The defaults finish in under three minutes on two cores."""
+
+    loads: tuple[int, ...] = (1_000, 4_000, 16_000)
+    seconds: float = 2.0  # offered duration of each point
+    vehicles: int = 64
+    systems: tuple[str, ...] = SYSTEMS
+    caps: tuple[tuple[str, int], ...] = (
+        ("eth-tester", 400),
+        ("anvil-rpc", 3_000),
+        ("node", 40_000),
+        ("node-rpc", 40_000),
+    )
+
+    def transactions(self, system: str, load: int) -> int:
+        return max(1, min(int(load * self.seconds), dict(self.caps).get(system, 10**9)))
+
+
+def _key(label: str) -> bytes:
+    return keccak(text=f"qkdchain-bench:{label}")
+
+
+def _sign_chunk(args: tuple[int, list[tuple[bytes, int, str | None, bytes, int]]]) -> list[bytes]:
+    chain_id, items = args
+    return [sign_eip1559(k, chain_id, n, to, data, gas, MAX_FEE, GWEI) for k, n, to, data, gas in items]
+
+
+class Workload:
+    """The TA's setup transactions and the vehicles' commitKey stream, signed in parallel."""
+
+    def __init__(self, chain_id: int, vehicles: int, pool: ProcessPoolExecutor) -> None:
+        self.chain_id = chain_id
+        self.ta = _key("ta")
+        self.vehicles = [_key(f"vehicle{i}") for i in range(vehicles)]
+        self.registry = contract_address(address_of_key(self.ta), 0)
+        self._nonces = [0] * vehicles
+        self._session = 0
+        self._pool = pool
+
+    def _sign(self, items: list[tuple[bytes, int, str | None, bytes, int]]) -> list[bytes]:
+        size = max(1, -(-len(items) // 8))
+        chunks = [(self.chain_id, items[i : i + size]) for i in range(0, len(items), size)]
+        return [raw for part in self._pool.map(_sign_chunk, chunks) for raw in part]
+
+    def setup(self) -> list[bytes]:
+        items: list[tuple[bytes, int, str | None, bytes, int]] = [
+            (self.ta, 0, None, load_artifact().bytecode, 2_000_000)
+        ]
+        for i, v in enumerate(self.vehicles):
+            items.append((self.ta, i + 1, self.registry, _add_vehicle(address_of_key(v)), 100_000))
+        return self._sign(items)
+
+    def commits(self, count: int) -> list[bytes]:
+        items: list[tuple[bytes, int, str | None, bytes, int]] = []
+        for i in range(count):
+            v = i % len(self.vehicles)
+            peer = address_of_key(self.vehicles[(v + 1) % len(self.vehicles)])
+            self._session += 1
+            data = _commit_key(keccak(text=f"bench-session:{self._session}"), peer)
+            items.append((self.vehicles[v], self._nonces[v], self.registry, data, COMMIT_GAS))
+            self._nonces[v] += 1
+        return self._sign(items)
+
+    @property
+    def accounts(self) -> list[str]:
+        return [address_of_key(k) for k in [self.ta, *self.vehicles]]
+
+
+def address_of_key(key: bytes) -> str:
+    return str(Account.from_key(key).address).lower()
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+def _word(value: bytes | int | str) -> bytes:
+    if isinstance(value, str):
+        return bytes(12) + bytes.fromhex(value[2:])
+    if isinstance(value, int):
+        return value.to_bytes(32, "big")
+    return value
+
+
+def _add_vehicle(account: str) -> bytes:
+    return _selector("addVehicle(address)") + _word(account)
+
+
+def _commit_key(session: bytes, peer: str) -> bytes:
+    args = (session, peer, keccak(session), 1024, 3600)
+    return _selector("commitKey(bytes32,address,bytes32,uint32,uint64)") + b"".join(_word(a) for a in args)
+
+
+class System(Protocol):
+    name: str
+    chain_id: int
+
+    def prepare(self, accounts: list[str]) -> None: ...
+    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]: ...
+    def rss_mb(self) -> float: ...
+    def close(self) -> None: ...
+
+
+def _rss_of(pid: int | None = None) -> float:
+    try:
+        status = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+    line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _paced(raws: list[bytes], offered_tps: float) -> Iterator[tuple[list[bytes], float]]:
+    """Chunks of ``raws`` at their scheduled times: (due transactions, time handed over)."""
+    start = time.perf_counter()
+    sent = 0
+    while sent < len(raws):
+        now = time.perf_counter()
+        due = min(len(raws), int((now - start) * offered_tps) + 1, sent + MAX_CHUNK)
+        if due > sent:
+            yield raws[sent:due], time.perf_counter()
+            sent = due
+        else:
+            time.sleep(min(TICK_S, (sent + 1) / offered_tps - (now - start)))
+
+
+class InProcessNode:
+    """``node``: our node in this process; receipts observed by the durable-commit callback."""
+
+    name = "node"
+
+    def __init__(self, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self._dir = Path(tempfile.mkdtemp(prefix="qkdchain-bench-node-"))
+        self.node: Node | None = None
+
+    def prepare(self, accounts: list[str]) -> None:
+        genesis = Genesis(
+            chain_id=self.chain_id,
+            alloc={a: 10**24 for a in accounts},
+            admin=accounts[0],
+            permissioned=True,
+            timestamp=int(time.time()),
+        )
+        self.node = Node(self._dir, genesis, DEV_VALIDATOR_KEY)
+
+    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+        node = self.node
+        assert node is not None
+        included: dict[bytes, float] = {}
+        done = threading.Event()
+        wanted = len(raws)
+
+        def on_block(_block: object, receipts: list[Any]) -> None:
+            now = time.perf_counter()
+            for r in receipts:
+                included[r.tx_hash] = now
+            if len(included) >= wanted:
+                done.set()
+
+        node.subscribe(on_block)
+        submitted: dict[bytes, float] = {}
+        first = time.perf_counter()
+        for chunk, at in _paced(raws, offered_tps):
+            for result in node.submit_many(chunk):
+                if isinstance(result, bytes):
+                    submitted[result] = at
+                else:
+                    raise RuntimeError(f"benchmark transaction refused: {result}")
+        done.wait(timeout=300)
+        node._listeners.remove(on_block)
+        latencies = [included[h] - t for h, t in submitted.items() if h in included]
+        return latencies, max(included.values()) - first
+
+    def rss_mb(self) -> float:
+        return _rss_of()
+
+    def close(self) -> None:
+        if self.node is not None:
+            self.node.close()
+
+
+class _RpcSystem:
+    """Shared JSON-RPC driving: a sender posting batches, a poller watching new blocks."""
+
+    name: str
+    chain_id: int
+    url: str
+
+    def _post(self, session: requests.Session, body: Any) -> Any:
+        return session.post(
+            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=120
+        ).json()
+
+    def _send_batch(self, session: requests.Session, raws: list[bytes]) -> list[str]:
+        body = [
+            {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + r.hex()]}
+            for i, r in enumerate(raws)
+        ]
+        answered = self._post(session, body)
+        if not isinstance(answered, list):
+            raise RuntimeError(f"{self.name} answered a batch with {answered}")
+        answers = sorted(answered, key=lambda a: a["id"])
+        bad = [a["error"] for a in answers if "error" in a]
+        if bad:
+            raise RuntimeError(f"{self.name} refused benchmark transactions: {bad[:3]}")
+        return [a["result"] for a in answers]
+
+    def _block_number(self, session: requests.Session) -> int:
+        return int(self._post(session, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})["result"], 16)
+
+    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+        session, poll_session = requests.Session(), requests.Session()
+        included: dict[str, float] = {}
+        stop = threading.Event()
+        seen = self._block_number(poll_session)
+        lock = threading.Lock()
+
+        def poll() -> None:
+            nonlocal seen
+            while not stop.is_set():
+                head = self._block_number(poll_session)
+                if head <= seen:
+                    time.sleep(0.002)
+                    continue
+                now = time.perf_counter()
+                for start in range(seen + 1, head + 1, 200):
+                    body = [
+                        {"jsonrpc": "2.0", "id": n, "method": "eth_getBlockByNumber", "params": [hex(n), False]}
+                        for n in range(start, min(head, start + 199) + 1)
+                    ]
+                    for answer in self._post(poll_session, body):
+                        with lock:
+                            for tx_hash in answer["result"]["transactions"]:
+                                included[tx_hash] = now
+                seen = head
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        submitted: dict[str, float] = {}
+        first = time.perf_counter()
+        for chunk, at in _paced(raws, offered_tps):
+            for tx_hash in self._send_batch(session, chunk):
+                submitted[tx_hash] = at
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with lock:
+                if all(h in included for h in submitted):
+                    break
+            time.sleep(0.01)
+        stop.set()
+        poller.join()
+        latencies = [included[h] - t for h, t in submitted.items() if h in included]
+        return latencies, max(included.values()) - first
+
+    def send_setup(self, raws: list[bytes]) -> None:
+        session = requests.Session()
+        hashes: list[str] = []
+        for i in range(0, len(raws), 100):
+            hashes += self._send_batch(session, raws[i : i + 100])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            answer = self._post(
+                session, {"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [hashes[-1]]}
+            )
+            if answer.get("result"):
+                return
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name}: setup transactions not included")
+
+
+class NodeRpc(_RpcSystem):
+    """``node-rpc``: ``qkdchain node`` in its own process, over HTTP on loopback."""
+
+    name = "node-rpc"
+
+    def __init__(self, chain_id: int) -> None:
+        self.chain_id = chain_id
+        self._dir = Path(tempfile.mkdtemp(prefix="qkdchain-bench-rpc-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def prepare(self, accounts: list[str]) -> None:
+        genesis = Genesis(
+            chain_id=self.chain_id,
+            alloc={a: 10**24 for a in accounts},
+            validators=(address_of_private(DEV_VALIDATOR_KEY),),
+            admin=accounts[0],
+            permissioned=True,
+            timestamp=int(time.time()),
+        )
+        genesis_file = self._dir / "genesis.json"
+        genesis_file.write_text(json.dumps(genesis.to_json()))
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "vehicles.cli", "node", "--data-dir", str(self._dir / "data"),
+             "--port", str(self.port), "--genesis", str(genesis_file)],
+            env=dict(os.environ, QKDCHAIN_VALIDATOR_KEY=DEV_VALIDATOR_KEY.hex()),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self._block_number(requests.Session())
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("qkdchain node did not start")
+
+    def rss_mb(self) -> float:
+        return _rss_of(self._proc.pid) if self._proc else 0.0
+
+    def close(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=30)
+
+
+def address_of_private(key: bytes) -> str:
+    from coincurve import PrivateKey
+
+    return address_of(PrivateKey(key))
+
+
+class AnvilRpc(_RpcSystem):
+    """``anvil-rpc``: anvil (auto-mining), funded by its dev account, the same batches."""
+
+    name = "anvil-rpc"
+
+    def __init__(self) -> None:
+        self._anvil = AnvilProcess()
+        self.chain: RpcChain = self._anvil.start()
+        self.chain_id = self._anvil.chain_id
+        self.url = self._anvil.url
+
+    def prepare(self, accounts: list[str]) -> None:
+        for a in accounts:
+            self.chain.fund(a, 10**20)
+
+    def rss_mb(self) -> float:
+        proc = self._anvil._proc
+        return _rss_of(proc.pid) if proc else 0.0
+
+    def close(self) -> None:
+        self._anvil.stop()
+
+
+class EthTester:
+    """``eth-tester``: the reference; every raw transaction is mined as it is sent."""
+
+    name = "eth-tester"
+
+    def __init__(self) -> None:
+        self.chain = EthTesterChain()
+        self.chain_id = int(self.chain.w3.eth.chain_id)
+
+    def prepare(self, accounts: list[str]) -> None:
+        for a in accounts:
+            self.chain.fund(a, 10**20)
+
+    def send_setup(self, raws: list[bytes]) -> None:
+        for raw in raws:
+            self.chain.w3.eth.send_raw_transaction(raw)
+
+    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+        w3 = self.chain.w3
+        latencies: list[float] = []
+        first = time.perf_counter()
+        for chunk, at in _paced(raws, offered_tps):
+            for raw in chunk:
+                tx_hash = w3.eth.send_raw_transaction(raw)
+                w3.eth.get_transaction_receipt(tx_hash)
+                latencies.append(time.perf_counter() - at)
+        return latencies, time.perf_counter() - first
+
+    def rss_mb(self) -> float:
+        return _rss_of()
+
+    def close(self) -> None:
+        self.chain.close()
+
+
+def _make(system: str) -> System:
+    if system == "eth-tester":
+        return EthTester()
+    if system == "node":
+        return InProcessNode(1337)
+    if system == "node-rpc":
+        return NodeRpc(1337)
+    if system == "anvil-rpc":
+        return AnvilRpc()
+    raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
+
+
+@contextmanager
+def _opened(system: str) -> Iterator[System]:
+    handle = _make(system)
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Measure every system at every offered load; returns the JSON report."""
+    config = config or BenchConfig()
+    say = progress or (lambda _m: None)
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    started = time.perf_counter()
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        for name in config.systems:
+            if name == "anvil-rpc" and find_anvil() is None:
+                skipped[name] = "anvil binary not found (./scripts/dev setup installs it)"
+                continue
+            say(f"{name}: setting up")
+            with _opened(name) as system:
+                workload = Workload(system.chain_id, config.vehicles, pool)
+                system.prepare(workload.accounts)
+                setup = workload.setup()
+                if isinstance(system, InProcessNode):
+                    assert system.node is not None
+                    last = system.node.submit_many(setup)[-1]
+                    if not isinstance(last, bytes):
+                        raise RuntimeError(f"setup refused: {last}")
+                    system.node.wait(last)
+                else:
+                    system.send_setup(setup)  # type: ignore[attr-defined]
+                for load in config.loads:
+                    count = config.transactions(name, load)
+                    say(f"{name}: signing {count:,} transactions")
+                    raws = workload.commits(count)
+                    say(f"{name}: offering {load:,} tx/s ({count:,} transactions)")
+                    latencies, elapsed = system.run(raws, load)
+                    lat = Percentiles.of([x * 1000 for x in latencies])
+                    results.append(
+                        {
+                            "system": name,
+                            "offered_tps": load,
+                            "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+                            "latency_ms": {
+                                "p50": round(lat.p50, 3),
+                                "p95": round(lat.p95, 3),
+                                "p99": round(lat.p99, 3),
+                            },
+                            "transactions": len(latencies),
+                            "rss_mb": round(system.rss_mb(), 1),
+                        }
+                    )
+                    say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {lat.p50:.2f} ms")
+    return {
+        "benchmark": "node",
+        "workload": "KeyRegistry.commitKey, pre-signed EIP-1559, from many vehicle accounts",
+        "config": {"loads": list(config.loads), "seconds": config.seconds, "vehicles": config.vehicles},
+        "machine": {"cpus": os.cpu_count()},
+        "results": results,
+        "skipped": skipped,
+        "claimed": {"validation_ms": 5.0, "tps": 10_000},
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+
+
+def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for system in dict.fromkeys(r["system"] for r in report["results"]):
+        rows = [r for r in report["results"] if r["system"] == system]
+        offered = [r["offered_tps"] for r in rows]
+        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", label=system)
+        ax_lat.loglog(offered, [max(r["latency_ms"]["p50"], 1e-3) for r in rows], "o-", label=f"{system} p50")
+        ax_lat.loglog(
+            offered, [max(r["latency_ms"]["p99"], 1e-3) for r in rows], "x:", alpha=0.6, label=f"{system} p99"
+        )
+    ax_tps.axhline(report["claimed"]["tps"], color="grey", ls="--", label="claimed 10,000 TPS")
+    ax_lat.axhline(report["claimed"]["validation_ms"], color="grey", ls="--", label="claimed 5 ms")
+    ax_tps.set_xlabel("offered load (tx/s)")
+    ax_tps.set_ylabel("validated tx/s")
+    ax_lat.set_xlabel("offered load (tx/s)")
+    ax_lat.set_ylabel("submission to receipt (ms)")
+    for ax in (ax_tps, ax_lat):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax_tps.set_title("Throughput")
+    ax_lat.set_title("Latency")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,8 @@
+"""Node throughput benchmark (same as `qkdchain bench node`)."""
+
+import sys
+
+from vehicles.cli import app
+
+if __name__ == "__main__":
+    app(["bench", "node", *sys.argv[1:]])
