@@ -207,6 +207,7 @@ def node_cmd(
     from node.logs import JsonLogFormatter
     from node.rpc import RpcServer
 
+    sys.setswitchinterval(0.001)  # admission, proposer and RPC threads trade the GIL every 1 ms, not 5
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])

