@@ -22,15 +22,16 @@ def _json(args: list[str]) -> dict[str, Any]:
 
 
 def test_help_on_every_command() -> None:
-    for cmd in ([], ["compile"], ["devnet"], ["gas"]):
+    for cmd in ([], ["compile"], ["devnet"], ["gas"], ["node"], ["bench", "node"]):
         result = runner.invoke(app, [*cmd, "--help"])
         assert result.exit_code == 0
         assert "Usage" in result.output
 
 
-def test_devnet_json_on_embedded_chain() -> None:
-    report = _json(["devnet", "--json", "--vehicles", "4", "--pulses", "1500000"])
-    assert report["chain"] == "eth-tester"
+@pytest.mark.parametrize("chain", ["node", "eth-tester"])
+def test_devnet_json_on_embedded_chain(chain: str) -> None:
+    report = _json(["devnet", "--json", "--vehicles", "4", "--pulses", "1500000", "--chain", chain])
+    assert report["chain"] == chain
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["sessions"]["run"] >= 4 and report["sessions"]["aborted"] == 1  # top-ups add sessions
@@ -55,6 +56,26 @@ def test_devnet_unreachable_rpc_url_is_a_clear_error() -> None:
     result = runner.invoke(app, ["devnet", "--rpc-url", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "no Ethereum JSON-RPC endpoint answers" in result.stderr
+
+
+def test_devnet_rejects_unknown_chain() -> None:
+    assert runner.invoke(app, ["devnet", "--chain", "besu"]).exit_code == 2
+
+
+def test_bench_node_json(tmp_path: Path) -> None:
+    args = ["bench", "node", "--json", "--loads", "40,80", "--seconds", "0.5", "--vehicles", "4"]
+    report = _json([*args, "--systems", "eth-tester,node,node-rpc,anvil-rpc", "--out", str(tmp_path)])
+    systems = {r["system"] for r in report["results"]}
+    assert systems | set(report["skipped"]) == {"eth-tester", "node", "node-rpc", "anvil-rpc"}
+    for r in report["results"]:
+        assert set(r) == {"system", "offered_tps", "tps", "latency_ms", "transactions", "rss_mb"}
+        assert r["offered_tps"] in (40, 80) and r["transactions"] >= 20 and r["tps"] > 0
+        assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+        assert r["rss_mb"] > 10
+    assert json.loads((tmp_path / "bench_node.json").read_text())["results"] == report["results"]
+    assert (tmp_path / "bench_node.png").read_bytes()[:4] == b"\x89PNG"
+    assert runner.invoke(app, ["bench", "node", "--systems", "geth"]).exit_code == 2
+    assert runner.invoke(app, ["bench", "node", "--loads", "x"]).exit_code == 2
 
 
 def test_gas_json() -> None:
