@@ -201,3 +201,23 @@ def test_web3_sends_through_the_node(chain: NodeChain) -> None:
     assert w3.eth.get_balance(Web3.to_checksum_address("0x" + "22" * 20)) == 1234
     with pytest.raises(Exception, match="nonce too low"):
         w3.eth.send_raw_transaction(signed.raw_transaction)
+
+
+def test_a_batch_of_raw_transactions_is_admitted_together(chain: NodeChain) -> None:
+    from node.txcodec import sign_eip1559
+
+    key = keccak(text="rpc-test:batcher")
+    sender = Account.from_key(key)
+    chain.fund(sender.address, 10**18)
+    raws = [sign_eip1559(key, 1337, n, "0x" + "33" * 20, b"", 21_000, 3 * 10**9, 10**9, value=1) for n in range(3)]
+    params = ["0x" + raws[0].hex(), "0x02c0", "0x" + raws[1].hex(), "0x" + raws[0].hex(), "0x" + raws[2].hex()]
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": [p]} for i, p in enumerate(params)
+    ]
+    answers = {a["id"]: a for a in _post(chain, batch)}
+    assert answers[1]["error"]["data"]["error"] == "MalformedTransaction"
+    assert answers[3]["error"]["data"]["error"] == "AlreadyKnown"
+    hashes = [answers[i]["result"] for i in (0, 2, 4)]
+    last = chain.node.wait(bytes.fromhex(hashes[-1][2:]))
+    assert last.status == 1
+    assert chain.w3.eth.get_balance(Web3.to_checksum_address("0x" + "33" * 20)) == 3
