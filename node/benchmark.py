@@ -69,6 +69,8 @@ class BenchConfig:
         ("node-rpc", 40_000),
     )
 
+    memory_transactions: int = 20_000  # the engine-only flat-memory run (0: skip)
+
     def transactions(self, system: str, load: int) -> int:
         return max(1, min(int(load * self.seconds), dict(self.caps).get(system, 10**9)))
 
@@ -467,6 +469,37 @@ def _opened(system: str) -> Iterator[System]:
         handle.close()
 
 
+def engine_memory(transactions: int = 20_000) -> dict[str, Any]:
+    """Memory of the revm engine alone over a long run that does not grow the state:
+    the TA adds and removes the same vehicle, over and over. Flat RSS and a journal
+    that stays empty show that nothing accumulates per transaction."""
+    from node.engine.base import Account, StateDiff, Transaction
+    from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
+
+    ta, vehicle = "0x" + "aa" * 20, "0x" + "bb" * 20
+    engine = RevmEngine(1337)
+    engine.load(StateDiff(accounts={ta: Account(0, 10**24, EMPTY_CODE_HASH)}))
+    engine.begin_block(1, 1)
+    registry = engine.execute(Transaction(ta, 0, None, load_artifact().bytecode, 3_000_000)).contract_address
+    assert registry is not None
+    calls = (_add_vehicle(vehicle), _selector("removeMember(address)") + _word(vehicle))
+    rss_start = _rss_of()
+    started = time.perf_counter()
+    for i in range(transactions):
+        if i % 500 == 0:
+            engine.end_block()
+            engine.begin_block(2 + i // 500, 2)
+        engine.execute(Transaction(ta, i + 1, registry, calls[i % 2], 200_000))
+    elapsed = time.perf_counter() - started
+    return {
+        "transactions": transactions,
+        "tx_per_s": round(transactions / elapsed),
+        "rss_mb_start": round(rss_start, 1),
+        "rss_mb_end": round(_rss_of(), 1),
+        "journal_entries_end": engine.evm.journal_len,
+    }
+
+
 def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Measure every system at every offered load; returns the JSON report."""
     config = config or BenchConfig()
@@ -515,8 +548,11 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
                         }
                     )
                     say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {lat.p50:.2f} ms")
+    say("revm engine: memory over a long run")
+    memory = engine_memory(config.memory_transactions) if config.memory_transactions else None
     return {
         "benchmark": "node",
+        "engine_memory": memory,
         "workload": "KeyRegistry.commitKey, pre-signed EIP-1559, from many vehicle accounts",
         "config": {"loads": list(config.loads), "seconds": config.seconds, "vehicles": config.vehicles},
         "machine": {"cpus": os.cpu_count()},

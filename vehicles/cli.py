@@ -450,6 +450,9 @@ def bench_node(
     systems: Annotated[
         str, typer.Option(help="Comma-separated: eth-tester, node, node-rpc, anvil-rpc.")
     ] = "eth-tester,node,node-rpc,anvil-rpc",
+    memory_transactions: Annotated[
+        int, typer.Option(min=0, help="Transactions of the engine-only flat-memory run (0 skips it).")
+    ] = 20_000,
     out_dir: OutOpt = Path("results"),
     as_json: JsonOpt = False,
 ) -> None:
@@ -466,7 +469,9 @@ def bench_node(
         raise typer.BadParameter("--loads must be positive integers")
     if unknown := [x for x in chosen if x not in SYSTEMS]:
         raise typer.BadParameter(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
-    config = BenchConfig(loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen)
+    config = BenchConfig(
+        loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen, memory_transactions=memory_transactions
+    )
     with err.status("benchmarking") as status:
         report = run_node_benchmark(config, progress=lambda m: status.update(m))
     json_path = _save_report(report, out_dir, "bench_node")
@@ -486,6 +491,12 @@ def bench_node(
     out.print(table)
     for name, why in report["skipped"].items():
         out.print(f"[yellow]skipped {name}:[/yellow] {why}")
+    if memory := report["engine_memory"]:
+        out.print(
+            f"revm engine alone, {memory['transactions']:,} transactions that do not grow state: "
+            f"{memory['tx_per_s']:,} tx/s, RSS {memory['rss_mb_start']} -> {memory['rss_mb_end']} MB, "
+            f"journal entries left {memory['journal_entries_end']}"
+        )
     out.print(f"saved {json_path} and {png_path}")
 
 

@@ -63,7 +63,19 @@ def test_devnet_rejects_unknown_chain() -> None:
 
 
 def test_bench_node_json(tmp_path: Path) -> None:
-    args = ["bench", "node", "--json", "--loads", "40,80", "--seconds", "0.5", "--vehicles", "4"]
+    args = [
+        "bench",
+        "node",
+        "--json",
+        "--loads",
+        "40,80",
+        "--seconds",
+        "0.5",
+        "--vehicles",
+        "4",
+        "--memory-transactions",
+        "300",
+    ]
     report = _json([*args, "--systems", "eth-tester,node,node-rpc,anvil-rpc", "--out", str(tmp_path)])
     systems = {r["system"] for r in report["results"]}
     assert systems | set(report["skipped"]) == {"eth-tester", "node", "node-rpc", "anvil-rpc"}
@@ -73,6 +85,7 @@ def test_bench_node_json(tmp_path: Path) -> None:
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
         assert r["rss_mb"] > 10
     assert json.loads((tmp_path / "bench_node.json").read_text())["results"] == report["results"]
+    assert report["engine_memory"]["transactions"] == 300 and report["engine_memory"]["journal_entries_end"] <= 2
     assert (tmp_path / "bench_node.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["bench", "node", "--systems", "geth"]).exit_code == 2
     assert runner.invoke(app, ["bench", "node", "--loads", "x"]).exit_code == 2
