@@ -29,16 +29,22 @@ CREATE_GAS = 32_000
 MAX_INITCODE = 49_152  # EIP-3860
 
 
-class NonceTooLow(TransactionRejected):
+class WrongNonce(TransactionRejected):
+    """The nonce is not the sender's next one (geth's wording: "nonce too low/high")."""
+
+    wording = "nonce mismatch"
+
     def __init__(self, sender: str, expected: int, given: int) -> None:
-        super().__init__(f"nonce too low: next nonce of {sender} is {expected}, transaction has {given}")
+        super().__init__(f"{self.wording}: next nonce of {sender} is {expected}, transaction has {given}")
         self.sender, self.expected, self.given = sender, expected, given
 
 
-class NonceTooHigh(TransactionRejected):
-    def __init__(self, sender: str, expected: int, given: int) -> None:
-        super().__init__(f"nonce too high: next nonce of {sender} is {expected}, transaction has {given}")
-        self.sender, self.expected, self.given = sender, expected, given
+class NonceTooLow(WrongNonce):
+    wording = "nonce too low"
+
+
+class NonceTooHigh(WrongNonce):
+    wording = "nonce too high"
 
 
 class GasLimitTooHigh(TransactionRejected):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -376,6 +376,24 @@ def _save_report(report: dict[str, Any], out_dir: Path, name: str) -> Path:
     return path
 
 
+def _run_bench(
+    name: str,
+    run: Callable[[Callable[[str], None]], dict[str, Any]],
+    plot: Callable[[dict[str, Any], Path], Path],
+    out_dir: Path,
+    as_json: bool,
+) -> tuple[dict[str, Any], Path, Path] | None:
+    """Run a benchmark with progress on stderr, save ``name``.json and .png; ``None`` if JSON was printed."""
+    with err.status("benchmarking") as status:
+        report = run(lambda message: status.update(message))
+    json_path = _save_report(report, out_dir, name)
+    png_path = plot(report, out_dir / f"{name}.png")
+    if as_json:
+        _emit_json(report)
+        return None
+    return report, json_path, png_path
+
+
 @bench_app.command("ibc")
 def bench_ibc(
     min_time: Annotated[float, typer.Option(min=0.01, help="Seconds spent on each measurement.")] = 0.5,
@@ -385,13 +403,16 @@ def bench_ibc(
     """Pseudonym sign / verify / batch verify (sizes 1, 10, 100, 1000) next to ECDSA."""
     from vehicles.ibc.benchmark import plot_ibc_benchmark, run_ibc_benchmark
 
-    with err.status("benchmarking") as status:
-        report = run_ibc_benchmark(min_time_s=min_time, progress=lambda m: status.update(m))
-    json_path = _save_report(report, out_dir, "bench_ibc")
-    png_path = plot_ibc_benchmark(report, out_dir / "bench_ibc.png")
-    if as_json:
-        _emit_json(report)
+    saved = _run_bench(
+        "bench_ibc",
+        lambda say: run_ibc_benchmark(min_time_s=min_time, progress=say),
+        plot_ibc_benchmark,
+        out_dir,
+        as_json,
+    )
+    if saved is None:
         return
+    report, json_path, png_path = saved
     table = Table(title="IBC pseudonym signatures vs ECDSA (µs per operation, one core)")
     table.add_column("operation")
     table.add_column("µs", justify="right")
@@ -418,18 +439,18 @@ def bench_qkd(
     """Session latency over 10 km, Cascade throughput at 2 % and 5 %, key rate vs distance."""
     from qkd.benchmark import plot_qkd_benchmark, run_qkd_benchmark
 
-    with err.status("benchmarking") as status:
-        report = run_qkd_benchmark(
-            sessions=sessions,
-            session_pulses=session_pulses,
-            skr_pulses=skr_pulses,
-            progress=lambda m: status.update(m),
-        )
-    json_path = _save_report(report, out_dir, "bench_qkd")
-    png_path = plot_qkd_benchmark(report, out_dir / "bench_qkd.png")
-    if as_json:
-        _emit_json(report)
+    saved = _run_bench(
+        "bench_qkd",
+        lambda say: run_qkd_benchmark(
+            sessions=sessions, session_pulses=session_pulses, skr_pulses=skr_pulses, progress=say
+        ),
+        plot_qkd_benchmark,
+        out_dir,
+        as_json,
+    )
+    if saved is None:
         return
+    report, json_path, png_path = saved
     s = report["session"]
     lat = s["latency_ms"]
     out.print(
@@ -472,13 +493,12 @@ def bench_node(
     config = BenchConfig(
         loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen, memory_transactions=memory_transactions
     )
-    with err.status("benchmarking") as status:
-        report = run_node_benchmark(config, progress=lambda m: status.update(m))
-    json_path = _save_report(report, out_dir, "bench_node")
-    png_path = plot_node_benchmark(report, out_dir / "bench_node.png")
-    if as_json:
-        _emit_json(report)
+    saved = _run_bench(
+        "bench_node", lambda say: run_node_benchmark(config, progress=say), plot_node_benchmark, out_dir, as_json
+    )
+    if saved is None:
         return
+    report, json_path, png_path = saved
     table = Table(title="Validated transactions: KeyRegistry.commitKey, pre-signed, many vehicles")
     for col in ("system", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "RSS MB"):
         table.add_column(col, justify="right" if col != "system" else "left")
