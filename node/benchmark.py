@@ -58,7 +58,7 @@ Progress = Callable[[str], None]
 class BenchConfig:
     """What to measure. The defaults finish in under three minutes on two cores."""
 
-    loads: tuple[int, ...] = (1_000, 4_000, 16_000)
+    loads: tuple[int, ...] = (50, 1_000, 4_000, 16_000)
     seconds: float = 2.0  # offered duration of each point
     vehicles: int = 64
     systems: tuple[str, ...] = SYSTEMS

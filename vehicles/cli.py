@@ -465,7 +465,7 @@ def bench_qkd(
 
 @bench_app.command("node")
 def bench_node(
-    loads: Annotated[str, typer.Option(help="Offered loads in tx/s, comma-separated.")] = "1000,4000,16000",
+    loads: Annotated[str, typer.Option(help="Offered loads in tx/s, comma-separated.")] = "50,1000,4000,16000",
     seconds: Annotated[float, typer.Option(min=0.1, help="Offered duration of each load point.")] = 2.0,
     vehicles: Annotated[int, typer.Option(min=2, help="Vehicle accounts sending transactions.")] = 64,
     systems: Annotated[
