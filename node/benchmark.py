@@ -570,14 +570,15 @@ def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for system in dict.fromkeys(r["system"] for r in report["results"]):
+    for i, system in enumerate(dict.fromkeys(r["system"] for r in report["results"])):
         rows = [r for r in report["results"] if r["system"] == system]
         offered = [r["offered_tps"] for r in rows]
-        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", label=system)
-        ax_lat.loglog(offered, [max(r["latency_ms"]["p50"], 1e-3) for r in rows], "o-", label=f"{system} p50")
-        ax_lat.loglog(
-            offered, [max(r["latency_ms"]["p99"], 1e-3) for r in rows], "x:", alpha=0.6, label=f"{system} p99"
-        )
+        colour = f"C{i}"
+        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", color=colour, label=system)
+        p50 = [max(r["latency_ms"]["p50"], 1e-3) for r in rows]
+        p99 = [max(r["latency_ms"]["p99"], 1e-3) for r in rows]
+        ax_lat.loglog(offered, p50, "o-", color=colour, label=f"{system} p50")
+        ax_lat.loglog(offered, p99, "x:", color=colour, alpha=0.6, label=f"{system} p99")
     ax_tps.axhline(report["claimed"]["tps"], color="grey", ls="--", label="claimed 10,000 TPS")
     ax_lat.axhline(report["claimed"]["validation_ms"], color="grey", ls="--", label="claimed 5 ms")
     ax_tps.set_xlabel("offered load (tx/s)")
