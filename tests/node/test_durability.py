@@ -162,3 +162,34 @@ def test_kill_9_under_load_keeps_every_acknowledged_transaction(tmp_path: Path) 
         stop.set()
         node.kill()
         node.wait()
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    from node.store import Store, StoreError
+
+    (tmp_path / "chain.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable node database"):
+        Store(tmp_path / "chain.sqlite")
+
+
+def test_genesis_round_trips_and_refuses_nonsense() -> None:
+    from node.admission import Genesis
+
+    genesis = make_genesis(key_of("ta"), [key_of("v")])
+    assert Genesis.from_json(genesis.to_json()) == genesis
+    with pytest.raises(ValueError, match="invalid genesis"):
+        Genesis.from_json({"chainId": "many", "alloc": {}})
+    with pytest.raises(ValueError, match="invalid genesis"):
+        Genesis.from_json({"alloc": ["not", "a", "map"]})
+
+
+def test_node_command_refuses_a_bad_genesis_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vehicles.cli import app
+
+    bad = tmp_path / "genesis.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(app, ["node", "--data-dir", str(tmp_path / "d"), "--genesis", str(bad), "--port", "0"])
+    assert result.exit_code == 2
+    assert "--genesis" in result.output
