@@ -143,7 +143,11 @@ class RevmEngine(ExecutionEngine):
         diff.accounts[sender] = Account(tx.nonce + 1, sender_after.balance - fee, _code_hash(sender_after))
         tip = receipt.gas_used * (price - self.base_fee)
         if tip:
-            miner = diff.accounts.get(self.coinbase) or self.account(self.coinbase)
+            miner = (
+                diff.accounts.get(self.coinbase)
+                or self._block.accounts.get(self.coinbase)
+                or self.account(self.coinbase)
+            )
             diff.accounts[self.coinbase] = Account(miner.nonce, miner.balance + tip, miner.code_hash)
         self._write(diff)
         return receipt
