@@ -5,9 +5,12 @@ wakes it and is sealed at once (a one-transaction block: lowest latency). While 
 block is being executed and written, new transactions queue, and the next block takes
 all of them up to the block gas limit: the batch grows with the load by itself.
 
-A block is visible (receipts, ``eth_blockNumber``, subscribers) only after the store
-has committed it durably. Decoding and signature recovery run in a process pool over
-all cores when many transactions arrive together (:meth:`Node.submit_many`).
+The proposer hands each sealed block to a writer thread, which has the store process
+(:class:`node.store.StoreWriter`) commit it while the proposer executes the next one.
+A block is visible (receipts, ``eth_blockNumber``, subscribers) only after that commit.
+Admission never waits for execution: it reads a view of the accounts refreshed after
+every block. Decoding and signature recovery run in a process pool over all cores
+when many transactions arrive together (:meth:`Node.submit_many`).
 """
 
 from __future__ import annotations
