@@ -161,6 +161,8 @@ class Node:
         self._store_writer = StoreWriter(self.store.path)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        if self._pool is not None:  # fork the workers now, before this node starts its threads
+            list(self._pool.map(_decode_chunk, [[]] * workers, [self.chain_id] * workers))
         self._workers = workers
         self._proposer = threading.Thread(target=self._propose_loop, name="proposer", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="writer", daemon=True)
