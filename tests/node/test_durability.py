@@ -67,12 +67,13 @@ def _rpc(url: str, method: str, params: list[object]) -> object:
     return requests.post(url, json=body, timeout=10).json()
 
 
-def _start(data_dir: Path, genesis_file: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(data_dir: Path, genesis_file: Path, port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, QKDCHAIN_VALIDATOR_KEY=VALIDATOR_KEY.hex())
+    stderr = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "vehicles.cli", "node", "--data-dir", str(data_dir), "--port", str(port),
          "--genesis", str(genesis_file), "--workers", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -84,6 +85,32 @@ def _start(data_dir: Path, genesis_file: Path, port: int) -> subprocess.Popen[by
             time.sleep(0.1)
     process.kill()
     raise AssertionError("the node did not start")
+
+
+def test_node_process_logs_json_lines_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    ta = key_of("ta")
+    genesis = make_genesis(ta, [])
+    genesis_file = tmp_path / "genesis.json"
+    genesis_file.write_text(json.dumps(genesis.to_json()))
+    port, log = free_port(), tmp_path / "node.log"
+    url = f"http://127.0.0.1:{port}"
+    node = _start(tmp_path / "data", genesis_file, port, log)
+    try:
+        sent = _rpc(url, "eth_sendRawTransaction", ["0x" + tx(ta, 0, None, load_artifact().bytecode, 2_000_000).hex()])
+        for _ in range(200):
+            if _rpc(url, "eth_getTransactionReceipt", [sent["result"]])["result"]:  # type: ignore[index]
+                break
+            time.sleep(0.02)
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(timeout=60) == 0
+    finally:
+        node.kill()
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    messages = [e["msg"] for e in entries]
+    assert messages[-1] == "stopping" and "node started" in messages
+    sealed = [e for e in entries if e["msg"] == "sealed block"]
+    assert sealed and sealed[0]["block"] == 1 and sealed[0]["txs"] == 1
+    assert all({"ts", "level", "logger", "msg"} <= set(e) for e in entries)
 
 
 def test_kill_9_under_load_keeps_every_acknowledged_transaction(tmp_path: Path) -> None:
