@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from coincurve import PrivateKey
 
@@ -48,6 +49,7 @@ from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
 
 log = logging.getLogger("qkdchain.node")
+T = TypeVar("T")
 
 MEMPOOL_LIMIT = 100_000
 PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
@@ -391,7 +393,8 @@ class Node:
             pending = self._pending_nonce.get(address)
         return self._account(address).nonce if pending is None else pending
 
-    def read(self, fn: Callable[[RevmEngine], object]) -> object:
+    def read(self, fn: Callable[[RevmEngine], T]) -> T:
+        """Run ``fn`` on the engine between blocks (never mid-execution)."""
         with self._engine_lock:
             return fn(self.engine)
 

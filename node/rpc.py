@@ -252,11 +252,15 @@ class RpcHandler:
 
     # -- state --
 
-    def rpc_eth_getBalance(self, params: Any) -> str:
+    def _head_address(self, params: Any) -> str:
+        """``[address, block]`` params of a state read at the head."""
         address, tag = _params(params, 1, 2)
         self._head_only(tag)
-        who = _address(address)
-        return _q(self.node.read(lambda e: e.balance(who)))  # type: ignore[arg-type]
+        return _address(address)
+
+    def rpc_eth_getBalance(self, params: Any) -> str:
+        who = self._head_address(params)
+        return _q(self.node.read(lambda e: e.balance(who)))
 
     def rpc_eth_getTransactionCount(self, params: Any) -> str:
         address, tag = _params(params, 1, 2)
@@ -264,13 +268,11 @@ class RpcHandler:
         if tag == "pending":
             return _q(self.node.pending_nonce(who))
         self._head_only(tag)
-        return _q(self.node.read(lambda e: e.nonce(who)))  # type: ignore[arg-type]
+        return _q(self.node.read(lambda e: e.nonce(who)))
 
     def rpc_eth_getCode(self, params: Any) -> str:
-        address, tag = _params(params, 1, 2)
-        self._head_only(tag)
-        who = _address(address)
-        return _h(self.node.read(lambda e: e.code(who)))  # type: ignore[arg-type]
+        who = self._head_address(params)
+        return _h(self.node.read(lambda e: e.code(who)))
 
     def rpc_eth_getStorageAt(self, params: Any) -> str:
         address, slot, tag = _params(params, 2, 3)
@@ -278,7 +280,7 @@ class RpcHandler:
         who, index = _address(address), _quantity(slot, "slot")
         if index >= 2**256:
             raise _invalid("slot out of range")
-        value: int = self.node.read(lambda e: e.storage(who, index))  # type: ignore[assignment]
+        value = self.node.read(lambda e: e.storage(who, index))
         return _h(value.to_bytes(32, "big"))
 
     def _simulate(self, call: Any, gas: int | None = None) -> ExecutionReceipt:
@@ -291,7 +293,7 @@ class RpcHandler:
         value = _quantity(call.get("value", 0), "value")
         cap = self.node.genesis.block_gas_limit
         limit = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None and gas is None else (gas or cap)
-        return self.node.read(lambda e: e.simulate(sender, to, data, value, limit))  # type: ignore[return-value]
+        return self.node.read(lambda e: e.simulate(sender, to, data, value, limit))
 
     def rpc_eth_call(self, params: Any) -> str:
         call, tag, _overrides = _params(params, 1, 3)
