@@ -199,12 +199,10 @@ class Permissioning:
         return self._cache.get(sender)
 
     def allowed(self, engine: RevmEngine, sender: str) -> bool:
-        if not self.enabled or sender in self.operators:
-            return True
-        cached = self._cache.get(sender)
-        if cached is None:
-            cached = self._cache[sender] = self._ask(engine, sender)
-        return cached
+        answer = self.cached(sender)
+        if answer is None:
+            answer = self._cache[sender] = self._ask(engine, sender)
+        return answer
 
     def _ask(self, engine: RevmEngine, sender: str) -> bool:
         if self.registry is None or not engine.code(self.registry):

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import requests
-from eth_account import Account
+from coincurve import PrivateKey
+from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from contracts import load_artifact
@@ -126,28 +127,25 @@ class Workload:
 
 
 def address_of_key(key: bytes) -> str:
-    return str(Account.from_key(key).address).lower()
+    return address_of(PrivateKey(key))
 
 
 def _selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
 
 
-def _word(value: bytes | int | str) -> bytes:
-    if isinstance(value, str):
-        return bytes(12) + bytes.fromhex(value[2:])
-    if isinstance(value, int):
-        return value.to_bytes(32, "big")
-    return value
+def _call(signature: str, *args: object) -> bytes:
+    """Calldata for ``signature`` (eth-abi directly: web3's encoder costs more than signing)."""
+    types = signature[signature.index("(") + 1 : -1].split(",")
+    return _selector(signature) + encode(types, args)
 
 
 def _add_vehicle(account: str) -> bytes:
-    return _selector("addVehicle(address)") + _word(account)
+    return _call("addVehicle(address)", account)
 
 
 def _commit_key(session: bytes, peer: str) -> bytes:
-    args = (session, peer, keccak(session), 1024, 3600)
-    return _selector("commitKey(bytes32,address,bytes32,uint32,uint64)") + b"".join(_word(a) for a in args)
+    return _call("commitKey(bytes32,address,bytes32,uint32,uint64)", session, peer, keccak(session), 1024, 3600)
 
 
 class System(Protocol):
@@ -227,7 +225,7 @@ class InProcessNode:
                 else:
                     raise RuntimeError(f"benchmark transaction refused: {result}")
         done.wait(timeout=120)
-        node._listeners.remove(on_block)
+        node.unsubscribe(on_block)
         latencies = [included[h] - t for h, t in submitted.items() if h in included]
         return latencies, max(included.values()) - first
 
@@ -352,7 +350,7 @@ class NodeRpc(_RpcSystem):
         genesis = Genesis(
             chain_id=self.chain_id,
             alloc={a: 10**24 for a in accounts},
-            validators=(address_of_private(DEV_VALIDATOR_KEY),),
+            validators=(address_of_key(DEV_VALIDATOR_KEY),),
             admin=accounts[0],
             permissioned=True,
             timestamp=int(time.time()),
@@ -381,12 +379,6 @@ class NodeRpc(_RpcSystem):
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=30)
-
-
-def address_of_private(key: bytes) -> str:
-    from coincurve import PrivateKey
-
-    return address_of(PrivateKey(key))
 
 
 class AnvilRpc(_RpcSystem):
@@ -482,7 +474,7 @@ def engine_memory(transactions: int = 20_000) -> dict[str, Any]:
     engine.begin_block(1, 1)
     registry = engine.execute(Transaction(ta, 0, None, load_artifact().bytecode, 3_000_000)).contract_address
     assert registry is not None
-    calls = (_add_vehicle(vehicle), _selector("removeMember(address)") + _word(vehicle))
+    calls = (_add_vehicle(vehicle), _call("removeMember(address)", vehicle))
     rss_start = _rss_of()
     started = time.perf_counter()
     for i in range(transactions):

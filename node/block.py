@@ -19,7 +19,7 @@ import rlp
 from coincurve import PrivateKey, PublicKey
 
 from node.engine.base import ExecutionReceipt, LogEntry
-from node.hashing import keccak
+from node.hashing import address_of_public, keccak
 
 EMPTY_ROOT = keccak(b"")
 BLOOM_BYTES = 256
@@ -107,7 +107,7 @@ class Block:
     def signer(self) -> str:
         """The address that signed this block."""
         public = PublicKey.from_signature_and_message(self.signature, self.hash, hasher=None)
-        return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+        return address_of_public(public)
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def seal(
         number=number,
         parent_hash=parent_hash,
         timestamp=timestamp,
-        proposer="0x" + keccak(key.public_key.format(compressed=False)[1:])[-20:].hex(),
+        proposer=address_of_public(key.public_key),
         gas_limit=gas_limit,
         gas_used=receipts[-1].cumulative_gas if receipts else 0,
         base_fee=base_fee,

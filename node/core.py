@@ -44,7 +44,7 @@ from node.block import Block, SealedReceipt, seal
 from node.engine.base import Account, EngineError, ExecutionReceipt, StateDiff, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.errors import NodeError
-from node.hashing import keccak
+from node.hashing import address_of_public
 from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
 
@@ -76,7 +76,6 @@ class _Built:
 class _Pending:
     tx: Transaction
     raw: bytes
-    submitted: float
 
 
 BlockListener = Callable[[Block, list[SealedReceipt]], None]
@@ -93,7 +92,7 @@ def _decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | Transa
 
 
 def address_of(key: PrivateKey) -> str:
-    return "0x" + keccak(key.public_key.format(compressed=False)[1:])[-20:].hex()
+    return address_of_public(key.public_key)
 
 
 class Node:
@@ -239,7 +238,7 @@ class Node:
                 raise NonceTooHigh(tx.sender, expected, tx.nonce)
             self._pending_nonce[tx.sender] = expected + 1
             self._known.add(tx.tx_hash)
-            self._mempool.append(_Pending(tx, raw, time.perf_counter()))
+            self._mempool.append(_Pending(tx, raw))
             self._cond.notify_all()
         return tx.tx_hash
 
@@ -344,6 +343,9 @@ class Node:
     def subscribe(self, listener: BlockListener) -> None:
         """Call ``listener(block, receipts)`` after each block is durable (on the proposer thread)."""
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: BlockListener) -> None:
+        self._listeners.remove(listener)
 
     def wait(self, tx_hash: bytes, timeout_s: float = 30.0) -> StoredTransaction:
         """Block until ``tx_hash`` is in a durable block.

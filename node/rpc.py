@@ -14,6 +14,7 @@ Only the head state is kept (no archive): state methods accept ``latest``,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import rlp
+from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from node.block import Block, logs_bloom
@@ -432,12 +434,8 @@ def _topics_match(topics: tuple[bytes, ...], wanted: list[set[bytes] | None]) ->
 def _reverted(output: bytes) -> RpcError:
     message = "execution reverted"
     if output[:4] == ERROR_STRING_SELECTOR:
-        try:
-            from eth_abi.abi import decode
-
+        with contextlib.suppress(Exception):  # a malformed reason string keeps the bare message
             message += ": " + str(decode(["string"], output[4:])[0])
-        except Exception:  # malformed reason string: keep the bare message
-            pass
     return RpcError(3, message, _h(output))
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from node.block import Block, BlockHeader, SealedReceipt
-from node.engine.base import Account, ExecutionReceipt, LogEntry, StateDiff
+from node.engine.base import Account, LogEntry, StateDiff
 from node.errors import NodeError
 
 SCHEMA = """
@@ -275,12 +275,6 @@ def _log_rows(number: int, receipts: list[SealedReceipt]) -> list[tuple[object, 
         for log in r.execution.logs:
             rows.append((number, len(rows), r.tx_hash, r.index, log.address, b"".join(log.topics), log.data))
     return rows
-
-
-def receipt_of(stored: StoredTransaction) -> ExecutionReceipt:
-    return ExecutionReceipt(
-        stored.status, stored.gas_used, tuple(log for _, log in stored.logs), stored.output, stored.contract_address
-    )
 
 
 class StoreWriter:

@@ -14,7 +14,7 @@ from rlp.exceptions import DecodingError, DeserializationError
 
 from node.engine.base import Transaction
 from node.errors import NodeError
-from node.hashing import keccak
+from node.hashing import address_of_public, keccak
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MAX_TX_BYTES = 128 * 1024
@@ -86,7 +86,7 @@ def _recover(sighash: bytes, y_parity: int, r: int, s: int) -> str:
         public = PublicKey.from_signature_and_message(signature, sighash, hasher=None)
     except ValueError as exc:
         raise InvalidTransactionSignature("no public key recovers from this signature") from exc
-    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()
+    return address_of_public(public)
 
 
 def decode_transaction(raw: bytes, chain_id: int) -> Transaction:
