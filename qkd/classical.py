@@ -2,8 +2,13 @@
 
 Post-processing is a dialogue: Bob sends a request, Alice answers. A
 :class:`ClassicalChannel` carries one such exchange per call and counts messages,
-rounds and bits; :class:`InMemoryChannel` delivers to a local responder (tests,
+round trips and bits; :class:`InMemoryChannel` delivers to a local responder (tests,
 single-process simulation). A libp2p transport implements the same interface.
+
+Every message carries ``seq``: Bob numbers his requests 1, 2, ...; Alice refuses a
+request that does not come next and echoes the number in her reply, so a replayed or
+reordered message on either side is caught by number (the channel's authentication,
+e.g. Wegman-Carter with pool bits, is what makes the number unforgeable).
 """
 
 from __future__ import annotations
@@ -14,40 +19,42 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 INDEX_BITS = 32  # an index on the wire
+FIELD_ELEMENT_BITS = 61
 
 
 @dataclass(frozen=True)
 class SiftRequest:
-    """Bob: which pulses clicked, and his basis for each click."""
+    """Bob: the slots that clicked (one index each on the wire) and his basis for each."""
 
-    detected: np.ndarray  # bool, one per pulse
     bases: np.ndarray  # uint8, one per click
+    seq: int = 0
 
     def wire_bits(self) -> int:
-        return int(self.detected.size + self.bases.size)
+        return int(self.bases.size * (INDEX_BITS + 1))
 
 
 @dataclass(frozen=True)
 class SiftReply:
-    """Alice: for each click, whether the bases matched, and each click's intensity."""
+    """Alice: her basis and the intensity label of every click (public from now on)."""
 
-    match: np.ndarray  # bool, one per click
-    intensity: np.ndarray  # uint8, one per click (decoy labels are public afterwards)
+    bases: np.ndarray  # uint8, one per click
+    intensity: np.ndarray  # uint8, one per click
+    seq: int = 0
 
     def wire_bits(self) -> int:
-        return int(self.match.size + 2 * self.intensity.size)
+        return int(self.bases.size + 2 * self.intensity.size)
 
 
 @dataclass(frozen=True)
 class RevealRequest:
-    """Bob discloses bits at positions of a sifted set; Alice answers with hers.
-
-    ``group`` names the set: ``"sample"`` (key bits sacrificed for estimation),
-    ``"decoy"`` or ``"vacuum"`` (never key bits)."""
+    """Disclose bits. ``group`` names the set the positions index: ``"z"`` (Z-basis
+    detections, never key bits: Bob sends his, Alice answers with hers) or ``"key"``
+    (key bits Alice discloses during reconciliation; Bob sends none)."""
 
     group: str
     positions: np.ndarray
     bits: np.ndarray
+    seq: int = 0
 
     def wire_bits(self) -> int:
         return int(self.positions.size * INDEX_BITS + self.bits.size)
@@ -56,6 +63,7 @@ class RevealRequest:
 @dataclass(frozen=True)
 class RevealReply:
     bits: np.ndarray
+    seq: int = 0
 
     def wire_bits(self) -> int:
         return int(self.bits.size)
@@ -63,9 +71,10 @@ class RevealReply:
 
 @dataclass(frozen=True)
 class ParityRequest:
-    """Bob asks for the parities of Alice's reconciled-key bits over index sets."""
+    """Bob asks for the parities of Alice's key bits over index sets (Cascade)."""
 
     index_sets: tuple[np.ndarray, ...]
+    seq: int = 0
 
     def wire_bits(self) -> int:
         # A set is a contiguous run of a public permutation: two indices name it.
@@ -75,31 +84,69 @@ class ParityRequest:
 @dataclass(frozen=True)
 class ParityReply:
     parities: np.ndarray
+    seq: int = 0
 
     def wire_bits(self) -> int:
         return int(self.parities.size)
 
 
 @dataclass(frozen=True)
-class VerifyRequest:
-    """Bob's commitment to his reconciled block (the hash that goes on chain)."""
+class SyndromeRequest:
+    """Bob asks for syndromes of Alice's key, cut into ``frames`` frames of ``frame_bits``
+    (zero-padded at the end), under the public code ``(frame_bits, rows, code_seed)``
+    (``part`` 0) or under its ``part``-th extension of ``extra_rows`` checks, for the
+    frames ``frame_ids`` (all when empty)."""
 
-    digest: bytes
+    frame_bits: int
+    rows: int
+    code_seed: int
+    frames: int
+    part: int = 0
+    extra_rows: int = 0
+    frame_ids: tuple[int, ...] = ()
+    seq: int = 0
 
     def wire_bits(self) -> int:
-        return 8 * len(self.digest)
+        return (6 + len(self.frame_ids)) * INDEX_BITS
+
+
+@dataclass(frozen=True)
+class SyndromeReply:
+    syndromes: np.ndarray  # (frames, rows) uint8
+    seq: int = 0
+
+    def wire_bits(self) -> int:
+        return int(self.syndromes.size)
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """Bob's universal-hash keys and tag of his corrected key, and the final length he
+    computed (so Alice sizes the privacy-amplification seed)."""
+
+    keys: tuple[int, ...]
+    tag: tuple[int, ...]
+    final_bits: int
+    seq: int = 0
+
+    def wire_bits(self) -> int:
+        return FIELD_ELEMENT_BITS * (len(self.keys) + len(self.tag)) + INDEX_BITS
 
 
 @dataclass(frozen=True)
 class VerifyReply:
-    digest: bytes
+    """Alice's tag, and the Toeplitz seed she drew from her operating system."""
+
+    tag: tuple[int, ...]
+    toeplitz_seed: np.ndarray  # bits
+    seq: int = 0
 
     def wire_bits(self) -> int:
-        return 8 * len(self.digest)
+        return FIELD_ELEMENT_BITS * len(self.tag) + int(self.toeplitz_seed.size)
 
 
-Request = SiftRequest | RevealRequest | ParityRequest | VerifyRequest
-Reply = SiftReply | RevealReply | ParityReply | VerifyReply
+Request = SiftRequest | RevealRequest | ParityRequest | SyndromeRequest | VerifyRequest
+Reply = SiftReply | RevealReply | ParityReply | SyndromeReply | VerifyReply
 
 
 class Responder(Protocol):

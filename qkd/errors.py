@@ -50,3 +50,14 @@ class PadReused(KeyPoolError):
             f"pad bits from {offset} of session 0x{session_id.hex()[:16]}… with {peer} are used (cursor {cursor})"
         )
         self.peer, self.session_id, self.offset, self.cursor = peer, session_id, offset, cursor
+
+
+class ProtocolViolation(QkdError):
+    """The peer broke the post-processing protocol: ``reason`` is ``malformed_message``
+    (wrong type, shape or length), ``replayed_message`` (a sequence number out of
+    order) or ``peer_refused``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

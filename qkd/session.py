@@ -1,10 +1,14 @@
-"""One QKD session between Alice and Bob, stage by stage.
+"""One QKD session between Alice and Bob, stage by stage, with a finite-key length.
 
-``reconcile`` runs the quantum phase, sifting, parameter estimation, the
-single-photon bound, Cascade and error verification over a classical channel, and
-returns both *reconciled* blocks with the leakage budget: the caller commits
-``commitment(session_id, block)`` on chain at this point. ``amplify`` then
+``reconcile`` runs the quantum phase, sifting, parameter estimation (every Z-basis
+detection disclosed), the decoy bounds of Lim et al. 2014, error correction and
+error verification with a universal hash over the classical channel, and returns
+both *reconciled* blocks, the key length and the Toeplitz seed Alice drew: the caller
+commits ``commitment(session_id, block)`` on chain at this point. ``amplify`` then
 compresses a reconciled block to the final key. ``run_session`` does both.
+
+Round trips: sifting 1, estimation 1, LDPC 1 + one per blind retry, verification 1
+(which also carries the Toeplitz seed): 4 to 8.
 
 An abort is not an exception to the caller of ``run_session``: the record carries
 ``aborted`` and a named ``abort_reason``.
@@ -12,17 +16,19 @@ An abort is not an exception to the caller of ``run_session``: the record carrie
 
 from __future__ import annotations
 
+import math
+import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-from qkd.amplification import toeplitz_hash, toeplitz_seed
-from qkd.bb84 import DECOY, SIGNAL, VACUUM, EveConfig, SourceConfig, Transmission, transmit
-from qkd.cascade import DEFAULT_PASSES, cascade
+from qkd.amplification import toeplitz_hash
+from qkd.bb84 import Clicks, DecoyProtocol, EveConfig, X, Z, transmit, transmit_pulses
 from qkd.channel import ChannelModel, fibre
 from qkd.classical import (
     ClassicalChannel,
@@ -35,41 +41,64 @@ from qkd.classical import (
     RevealRequest,
     SiftReply,
     SiftRequest,
+    SyndromeReply,
+    SyndromeRequest,
     VerifyReply,
     VerifyRequest,
 )
-from qkd.decoy import SinglePhotonBound, decoy_bound, gllp_bound
-from qkd.errors import ConfigError, QkdError, ReconciliationError, SessionAborted
-from qkd.estimation import binary_entropy, qber_upper_bound, sample_positions
-from qkd.leakage import LeakBudget
-from qkd.verification import commitment
+from qkd.errors import ConfigError, ProtocolViolation, QkdError, ReconciliationError, SessionAborted
+from qkd.estimation import binary_entropy
+from qkd.finitekey import COMMITMENT_BITS, Counts, KeyLength, estimate, pulses_for
+from qkd.ldpc import extension, make_code
+from qkd.reconciliation import RECONCILERS
+from qkd.verification import UniversalHash
 
-MIN_SIFTED_BITS = 200
-GROUPS = {"signal": SIGNAL, "decoy": DECOY, "vacuum": VACUUM}
+MIN_KEY_BITS = 64
+DEFAULT_TARGET_BITS = 256
 
 
 @dataclass(frozen=True)
 class SessionConfig:
-    pulses: int = 4_000_000
+    """A session's parameters. ``pulses=None`` sizes the session from the finite-key
+    bound for ``target_bits`` final bits over ``channel`` (with a 20 % margin)."""
+
+    pulses: int | None = None
     channel: ChannelModel = field(default_factory=lambda: fibre(10.0))
-    source: SourceConfig = field(default_factory=SourceConfig)
+    protocol: DecoyProtocol = field(default_factory=DecoyProtocol)
     eve: EveConfig = field(default_factory=EveConfig)
     qber_threshold: float = 0.11
-    sample_fraction: float = 0.1
-    eps_pe: float = 1e-10
-    eps_pa: float = 1e-10
-    cascade_passes: int = DEFAULT_PASSES
+    eps_sec: float = 1e-10
+    eps_cor: float = 1e-15
+    reconciliation: Literal["ldpc", "cascade"] = "ldpc"
+    simulation: Literal["clicks", "pulses"] = "clicks"
+    target_bits: int = DEFAULT_TARGET_BITS
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if self.pulses <= 0:
+        if self.pulses is not None and self.pulses <= 0:
             raise ConfigError("pulses must be positive")
         if not 0 < self.qber_threshold < 0.5:
             raise ConfigError("qber threshold must be in (0, 0.5)")
-        if not 0 < self.sample_fraction < 1:
-            raise ConfigError("sample fraction must be in (0, 1)")
-        if not (0 < self.eps_pe < 1 and 0 < self.eps_pa < 1):
+        if not (0 < self.eps_sec < 1 and 0 < self.eps_cor < 1):
             raise ConfigError("security parameters must be in (0, 1)")
+        if self.reconciliation not in RECONCILERS:
+            raise ConfigError(f"reconciliation must be one of {sorted(RECONCILERS)}")
+        if self.simulation not in ("clicks", "pulses"):
+            raise ConfigError("simulation must be 'clicks' or 'pulses'")
+        if self.target_bits < 1:
+            raise ConfigError("target_bits must be positive")
+
+    def resolved_pulses(self) -> int:
+        """``pulses``, or the size the bound asks for (raises ConfigError when out of reach)."""
+        if self.pulses is not None:
+            return self.pulses
+        return _sized(self.channel, self.protocol, self.target_bits, self.eps_sec, self.eps_cor)
+
+
+@lru_cache(maxsize=64)
+def _sized(channel: ChannelModel, protocol: DecoyProtocol, target: int, eps_sec: float, eps_cor: float) -> int:
+    # 20 % more than the mean needs: a session at its mean would fail half the time.
+    return math.ceil(1.2 * pulses_for(channel, target, protocol, eps_sec=eps_sec, eps_cor=eps_cor))
 
 
 @dataclass(frozen=True)
@@ -79,20 +108,24 @@ class SessionRecord:
     session_id: str
     pulses: int
     detections: int = 0
-    sifted_bits: int = 0
-    sample_bits: int = 0
-    qber: float = 0.0
-    qber_upper: float = 0.0
-    true_qber: float = 0.0
-    single_photon_fraction: float = 0.0
-    e1_upper: float = 0.0
-    single_photon_method: str = ""
+    sifted_bits: int = 0  # X-basis detections: the key string
+    sample_bits: int = 0  # Z-basis detections, all disclosed
+    qber: float = 0.0  # Z-basis error rate (disclosed)
+    true_qber: float = 0.0  # X-basis error rate before correction (simulation only)
+    single_photon_fraction: float = 0.0  # s_X1 lower bound / n_X
+    e1_upper: float = 0.0  # phase error rate upper bound of the single photons
     reconciled_bits: int = 0
     errors_corrected: int = 0
     leak_ec_bits: int = 0
     efficiency: float = 0.0
     verification_bits: int = 0
+    reconciliation: str = ""
+    round_trips: int = 0
+    eps_sec: float = 0.0
+    eps_cor: float = 0.0
+    lim_bound_bits: int = 0  # Lim's eq. 1 for the same counts and public bits
     leak_terms: dict[str, float | int] = field(default_factory=dict)
+    counts: dict[str, list[float]] = field(default_factory=dict)
     final_bits: int = 0
     aborted: bool = False
     abort_reason: str | None = None
@@ -105,63 +138,103 @@ class SessionRecord:
 
 
 class AliceEndpoint:
-    """Alice's side of post-processing; she holds only her own data."""
+    """Alice's side of post-processing; she holds only her own data about the clicks."""
 
-    def __init__(self, alice_bits: np.ndarray, alice_bases: np.ndarray, intensity: np.ndarray, session_id: bytes):
-        self._bits = alice_bits
-        self._bases = alice_bases
+    def __init__(
+        self,
+        bits: np.ndarray,
+        bases: np.ndarray,
+        intensity: np.ndarray,
+        session_id: bytes,
+        eps_cor: float = 1e-15,
+        entropy: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self._bits = bits
+        self._bases = bases
         self._intensity = intensity
         self._session_id = session_id
-        self._groups: dict[str, np.ndarray] = {}
+        self._eps_cor = eps_cor
+        self._entropy = entropy
+        self._seq = 0
+        self._z = np.zeros(0, dtype=np.int64)
         self.key: np.ndarray = np.zeros(0, dtype=np.uint8)
         self.verified = False
 
     def handle(self, request: Request) -> Reply:
+        """Answer one request.
+
+        Raises:
+            ProtocolViolation: out-of-order (replayed) or malformed request.
+        """
+        if request.seq != self._seq + 1:
+            raise ProtocolViolation("replayed_message", f"request {request.seq} where {self._seq + 1} was due")
+        self._seq += 1
+        reply = self._answer(request)
+        return replace(reply, seq=request.seq)
+
+    def _answer(self, request: Request) -> Reply:
         if isinstance(request, SiftRequest):
-            clicks = np.flatnonzero(request.detected)
-            if clicks.size != request.bases.size:
-                raise QkdError("sift request: one basis per click expected")
-            match = self._bases[clicks] == request.bases
-            labels = self._intensity[clicks]
-            matched = clicks[match]
-            self._groups = {g: matched[labels[match] == level] for g, level in GROUPS.items()}
-            self.key = self._bits[self._groups["signal"]]
-            return SiftReply(match, labels)
+            if request.bases.shape != self._bases.shape:
+                raise ProtocolViolation("malformed_message", "one basis per click expected")
+            x = (self._bases == X) & (request.bases == X)
+            self._z = np.flatnonzero((self._bases == Z) & (request.bases == Z))
+            self.key = self._bits[x].copy()
+            return SiftReply(self._bases.copy(), self._intensity.copy())
         if isinstance(request, RevealRequest):
-            if request.group == "sample":
-                bits = self.key[request.positions]
-                keep = np.ones(self.key.size, dtype=bool)
-                keep[request.positions] = False
-                self.key = self.key[keep]
-                return RevealReply(bits)
-            return RevealReply(self._bits[self._groups[request.group][request.positions]])
+            pool = self._bits[self._z] if request.group == "z" else self.key if request.group == "key" else None
+            if pool is None or not _valid_positions(request.positions, pool.size):
+                raise ProtocolViolation("malformed_message", f"bad reveal of group {request.group!r}")
+            return RevealReply(pool[request.positions].copy())
         if isinstance(request, ParityRequest):
+            if not all(_valid_positions(s, self.key.size) for s in request.index_sets):
+                raise ProtocolViolation("malformed_message", "parity index out of range")
             return ParityReply(np.array([int(self.key[s].sum()) & 1 for s in request.index_sets], dtype=np.uint8))
+        if isinstance(request, SyndromeRequest):
+            total = request.frames * request.frame_bits
+            ids = request.frame_ids or tuple(range(request.frames))
+            if not (request.frames >= 1 and total >= self.key.size > total - request.frame_bits):
+                raise ProtocolViolation("malformed_message", "frames do not cover the key")
+            if not all(0 <= f < request.frames for f in ids) or request.part < 0:
+                raise ProtocolViolation("malformed_message", "frame or part out of range")
+            try:
+                code = make_code(request.frame_bits, request.rows, request.code_seed)
+                if request.part:
+                    code = extension(code, request.extra_rows, request.part)
+            except ConfigError as exc:
+                raise ProtocolViolation("malformed_message", str(exc)) from exc
+            word = np.concatenate([self.key, np.zeros(total - self.key.size, np.uint8)]).reshape(request.frames, -1)
+            return SyndromeReply(np.stack([code.syndrome(word[f]) for f in ids]))
         if isinstance(request, VerifyRequest):
-            mine = commitment(self._session_id, self.key)
-            self.verified = mine == request.digest
-            return VerifyReply(mine)
-        raise QkdError(f"unexpected request {type(request).__name__}")
+            n = self.key.size
+            if len(request.keys) < UniversalHash.evaluations(n, self._eps_cor) or len(request.tag) != len(request.keys):
+                raise ProtocolViolation("malformed_message", "too few hash keys for the agreed eps_cor")
+            if not 1 <= request.final_bits <= n:
+                raise ProtocolViolation("malformed_message", f"final length {request.final_bits} outside [1, {n}]")
+            try:
+                mine = UniversalHash(request.keys, n).tag(self.key)
+            except ConfigError as exc:
+                raise ProtocolViolation("malformed_message", str(exc)) from exc
+            self.verified = mine == request.tag
+            need = n + request.final_bits - 1
+            seed = np.unpackbits(np.frombuffer(self._entropy((need + 7) // 8), dtype=np.uint8))[:need]
+            return VerifyReply(mine, seed)
+        raise ProtocolViolation("malformed_message", f"unexpected request {type(request).__name__}")
 
 
-class _ChannelParities:
-    def __init__(self, channel: ClassicalChannel) -> None:
-        self._channel = channel
-
-    def parities(self, index_sets: Sequence[np.ndarray]) -> np.ndarray:
-        reply = self._channel.exchange(ParityRequest(tuple(index_sets)))
-        assert isinstance(reply, ParityReply)
-        return reply.parities
+def _valid_positions(positions: np.ndarray, size: int) -> bool:
+    return positions.ndim == 1 and (positions.size == 0 or (int(positions.min()) >= 0 and int(positions.max()) < size))
 
 
 @dataclass(frozen=True)
 class Reconciled:
-    """Both reconciled blocks (equal unless verification failed) and the public budget."""
+    """Both reconciled blocks (equal once verified), the key length and the public
+    Toeplitz seed for privacy amplification."""
 
     session_id: bytes
     alice_block: np.ndarray
     bob_block: np.ndarray
-    budget: LeakBudget
+    budget: KeyLength
+    toeplitz_seed: np.ndarray
     record: SessionRecord
 
 
@@ -186,143 +259,185 @@ class _Stages:
             self.time_ms[name] = round((time.perf_counter() - start) * 1e3, 3)
 
 
-def _efficiency(leaked: int, n: int, errors: int) -> float:
-    h = binary_entropy(errors / n) if n else 0.0
-    return leaked / (n * h) if h > 0 else 0.0
+ReplyT = TypeVar("ReplyT", SiftReply, RevealReply, ParityReply, SyndromeReply, VerifyReply)
 
 
-def _gain(tx_counts: np.ndarray, clicks: np.ndarray, level: int) -> float:
-    total = int(tx_counts[level])
-    return float(np.count_nonzero(clicks == level)) / total if total else 0.0
+class _Dialogue:
+    """Bob's end: numbers each request and checks that the reply answers it."""
+
+    def __init__(self, channel: ClassicalChannel) -> None:
+        self.channel = channel
+        self.seq = 0
+        self.round_trips = 0
+
+    def ask(self, request: Request) -> Reply:
+        self.seq += 1
+        self.round_trips += 1
+        try:
+            reply = self.channel.exchange(replace(request, seq=self.seq))
+        except ProtocolViolation:
+            raise
+        except QkdError as exc:
+            raise ProtocolViolation("peer_refused", str(exc)) from exc
+        if reply.seq != self.seq:
+            raise ProtocolViolation("replayed_message", f"reply numbered {reply.seq} to request {self.seq}")
+        return reply
+
+    def expect(self, request: Request, kind: type[ReplyT]) -> ReplyT:
+        reply = self.ask(request)
+        if not isinstance(reply, kind):
+            raise ProtocolViolation("malformed_message", f"{type(reply).__name__} where {kind.__name__} was due")
+        return reply
+
+
+def _per_intensity(mask: np.ndarray, intensity: np.ndarray) -> tuple[float, float, float]:
+    c = np.bincount(intensity[mask], minlength=3)
+    return (float(c[0]), float(c[1]), float(c[2]))
 
 
 def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChannel | None = None) -> Reconciled:
     """Run every stage up to verification.
 
     Raises:
-        SessionAborted: with ``reason`` one of ``insufficient_sifted_bits``,
-            ``qber_above_threshold``, ``no_single_photon_bound``,
-            ``reconciliation_failed``, ``verification_failed``, ``key_length_not_positive``.
+        SessionAborted: with ``reason`` one of ``insufficient_detections``,
+            ``qber_above_threshold``, ``no_single_photon_bound``, ``reconciliation_failed``,
+            ``key_length_not_positive``, ``verification_failed``, or the peer's
+            ``malformed_message`` / ``replayed_message`` / ``peer_refused``.
+        ConfigError: ``pulses=None`` and the target is out of reach over this channel.
     """
+    pulses = config.resolved_pulses()
     rng = np.random.default_rng(config.seed)
     stages = _Stages()
-    rec: dict[str, Any] = {"session_id": "0x" + session_id.hex(), "pulses": config.pulses}
+    rec: dict[str, Any] = {
+        "session_id": "0x" + session_id.hex(),
+        "pulses": pulses,
+        "eps_sec": config.eps_sec,
+        "reconciliation": config.reconciliation,
+    }
+    dialogue: _Dialogue | None = None
 
     def abort(reason: str, detail: str) -> SessionAborted:
         rec["time_ms"] = dict(stages.time_ms)
-        if channel is not None:
-            rec["channel"] = channel.stats.to_json()
+        if dialogue is not None:
+            rec["channel"] = dialogue.channel.stats.to_json()
+            rec["round_trips"] = dialogue.round_trips
         record = SessionRecord(**rec, aborted=True, abort_reason=reason, abort_detail=detail)
         return SessionAborted(reason, detail, record)
 
     with stages.stage("quantum"):
-        tx: Transmission = transmit(config.pulses, config.channel, config.source, config.eve, rng)
-    alice = AliceEndpoint(tx.alice_bits, tx.alice_bases, tx.intensity, session_id)
-    channel = channel or InMemoryChannel(alice)
-    rec["detections"] = tx.detections
-
-    with stages.stage("sifting"):
-        clicks = np.flatnonzero(tx.detected)
-        reply = channel.exchange(SiftRequest(tx.detected, tx.bob_bases[clicks]))
-        assert isinstance(reply, SiftReply)
-        matched = clicks[reply.match]
-        click_labels = reply.intensity  # public: the intensity of every click
-        labels = click_labels[reply.match]
-        bob_groups = {g: matched[labels == level] for g, level in GROUPS.items()}
-        bob = tx.bob_bits[bob_groups["signal"]]
-        # Public after the quantum phase: how many pulses of each intensity were sent.
-        sent = np.bincount(tx.intensity, minlength=3)
-    rec["sifted_bits"] = int(bob.size)
-    rec["true_qber"] = float(np.mean(tx.alice_bits[bob_groups["signal"]] != bob)) if bob.size else 0.0
-    if bob.size < MIN_SIFTED_BITS:
-        raise abort("insufficient_sifted_bits", f"{bob.size} sifted bits, at least {MIN_SIFTED_BITS} needed")
-
-    with stages.stage("estimation"):
-        positions = sample_positions(bob.size, config.sample_fraction, rng)
-        reply = channel.exchange(RevealRequest("sample", positions, bob[positions]))
-        assert isinstance(reply, RevealReply)
-        errors = int(np.count_nonzero(reply.bits != bob[positions]))
-        keep = np.ones(bob.size, dtype=bool)
-        keep[positions] = False
-        bob = bob[keep]
-        qber = errors / positions.size
-        qber_upper = qber_upper_bound(errors, positions.size, bob.size, config.eps_pe)
-    rec.update(sample_bits=int(positions.size), qber=qber, qber_upper=qber_upper)
-    if qber > config.qber_threshold:
-        raise abort("qber_above_threshold", f"estimated QBER {qber:.4f} > {config.qber_threshold}")
-
-    with stages.stage("single_photon_bound"):
-        gain_mu = _gain(sent, click_labels, SIGNAL)
-        bound: SinglePhotonBound
-        if config.source.decoy:
-            decoy_pos = np.arange(bob_groups["decoy"].size)
-            reply = channel.exchange(RevealRequest("decoy", decoy_pos, tx.bob_bits[bob_groups["decoy"]]))
-            assert isinstance(reply, RevealReply)
-            e_nu = float(np.mean(reply.bits != tx.bob_bits[bob_groups["decoy"]])) if decoy_pos.size else 0.5
-            bound = decoy_bound(
-                config.source.mu_signal,
-                config.source.mu_decoy,
-                gain_mu,
-                _gain(sent, click_labels, DECOY),
-                _gain(sent, click_labels, VACUUM),
-                e_nu,
-            ).with_sampling_margin(qber_upper - qber)
-        else:
-            bound = gllp_bound(config.source.mu_signal, gain_mu, qber_upper)
-    rec.update(single_photon_fraction=bound.fraction, e1_upper=bound.e1_upper, single_photon_method=bound.method)
-    if not bound.usable:
-        raise abort("no_single_photon_bound", f"{bound.method}: no positive single-photon yield can be proven")
-
-    with stages.stage("error_correction"):
-        try:
-            result = cascade(
-                bob, _ChannelParities(channel), max(qber, 1e-3), config.cascade_passes, seed=config.seed or 0
+        simulate = transmit if config.simulation == "clicks" else transmit_pulses
+        clicks: Clicks = simulate(pulses, config.channel, config.protocol, config.eve, rng)
+    alice = AliceEndpoint(clicks.alice_bits, clicks.alice_bases, clicks.intensity, session_id, config.eps_cor)
+    dialogue = _Dialogue(channel or InMemoryChannel(alice))
+    rec["detections"] = clicks.detections
+    try:
+        with stages.stage("sifting"):
+            sift = dialogue.expect(SiftRequest(clicks.bob_bases), SiftReply)
+            if sift.bases.shape != clicks.bob_bases.shape or sift.intensity.shape != clicks.bob_bases.shape:
+                raise ProtocolViolation("malformed_message", "sift reply does not cover every click")
+            labels = sift.intensity.astype(np.int64)
+            if labels.size and (labels.min() < 0 or labels.max() > 2):
+                raise ProtocolViolation("malformed_message", "unknown intensity label")
+            x_mask = (sift.bases == X) & (clicks.bob_bases == X)
+            z_mask = (sift.bases == Z) & (clicks.bob_bases == Z)
+            bob = clicks.bob_bits[x_mask]
+        rec["sifted_bits"] = int(bob.size)
+        rec["true_qber"] = float(np.mean(clicks.alice_bits[x_mask] != bob)) if bob.size else 0.0
+        if bob.size < MIN_KEY_BITS or not z_mask.any():
+            raise abort(
+                "insufficient_detections", f"{bob.size} key-basis and {int(z_mask.sum())} test-basis detections"
             )
-        except ReconciliationError as exc:
-            raise abort("reconciliation_failed", str(exc)) from exc
-        bob = result.corrected
-    true_error_rate = float(np.mean(alice.key != bob)) if bob.size else 0.0
-    rec.update(
-        reconciled_bits=int(bob.size),
-        errors_corrected=result.errors_corrected,
-        leak_ec_bits=result.leaked_bits,
-        # f = leak_EC / (n·h(Q)) with Q the error rate Cascade actually removed.
-        efficiency=_efficiency(result.leaked_bits, bob.size, result.errors_corrected),
-    )
 
-    with stages.stage("verification"):
-        digest = commitment(session_id, bob)
-        reply = channel.exchange(VerifyRequest(digest))
-        assert isinstance(reply, VerifyReply)
-    rec["verification_bits"] = 8 * len(digest)
-    if reply.digest != digest:
-        raise abort("verification_failed", f"reconciled blocks differ (residual error rate {true_error_rate:.2e})")
+        with stages.stage("estimation"):
+            z_bits = clicks.bob_bits[z_mask]
+            reveal = dialogue.expect(RevealRequest("z", np.arange(z_bits.size), z_bits), RevealReply)
+            if reveal.bits.shape != z_bits.shape:
+                raise ProtocolViolation("malformed_message", "Z reveal of the wrong length")
+            wrong = np.zeros(labels.size, dtype=bool)
+            wrong[np.flatnonzero(z_mask)] = reveal.bits != z_bits
+            counts = Counts(
+                _per_intensity(x_mask, labels), _per_intensity(z_mask, labels), _per_intensity(wrong, labels)
+            )
+            qber = sum(counts.m_z) / sum(counts.n_z)
+            estimates = estimate(config.protocol, counts, config.eps_sec)
+        rec.update(
+            sample_bits=int(z_bits.size),
+            qber=qber,
+            counts={"n_x": list(counts.n_x), "n_z": list(counts.n_z), "m_z": list(counts.m_z)},
+            single_photon_fraction=estimates.s_x1 / bob.size,
+            e1_upper=estimates.phase_error,
+        )
+        if qber > config.qber_threshold:
+            raise abort("qber_above_threshold", f"test-basis QBER {qber:.4f} > {config.qber_threshold}")
+        if estimates.s_x1 < 1 or estimates.phase_error >= 0.5:
+            raise abort(
+                "no_single_photon_bound",
+                f"single photons >= {estimates.s_x1:.0f}, phase error <= {estimates.phase_error:.3f}",
+            )
 
-    budget = LeakBudget(
-        reconciled_bits=int(bob.size),
-        sample_bits=int(positions.size),
-        qber_upper=qber_upper,
-        leak_ec_bits=result.leaked_bits,
-        eps_pa=config.eps_pa,
-        single_photon_fraction=bound.fraction,
-        e1_upper=bound.e1_upper,
-    )
-    rec.update(leak_terms=budget.terms(), final_bits=max(budget.final_bits, 0))
+        with stages.stage("error_correction"):
+            try:
+                result = RECONCILERS[config.reconciliation].run(bob, dialogue.ask, qber, config.seed or 0)
+            except ReconciliationError as exc:
+                raise abort("reconciliation_failed", str(exc)) from exc
+            bob = result.corrected
+        n = int(bob.size)
+        errors = int(np.count_nonzero(clicks.bob_bits[x_mask] != bob))
+        rec.update(
+            reconciled_bits=n,
+            errors_corrected=errors,
+            leak_ec_bits=result.leaked_bits,
+            efficiency=_efficiency(result.leaked_bits, n, errors),
+        )
+
+        uhf = UniversalHash.fresh(n, config.eps_cor)
+        budget = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, uhf.tag_bits)
+        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, 0.0)
+        rec.update(
+            eps_cor=uhf.eps_cor,
+            verification_bits=uhf.tag_bits,
+            lim_bound_bits=lim.bits,
+            leak_terms={**budget.terms(), "leak_ec_bits": result.leaked_bits, "commitment_bits": COMMITMENT_BITS},
+            final_bits=max(budget.bits, 0),
+        )
+        if budget.bits <= 0:
+            raise abort("key_length_not_positive", f"the bound leaves {budget.bits} bits: {budget.terms()}")
+
+        with stages.stage("verification"):
+            verify = dialogue.expect(VerifyRequest(uhf.keys, uhf.tag(bob), budget.bits), VerifyReply)
+            if len(verify.tag) != len(uhf.keys):
+                raise ProtocolViolation("malformed_message", "verification tag of the wrong length")
+            if verify.toeplitz_seed.shape != (n + budget.bits - 1,):
+                raise ProtocolViolation(
+                    "malformed_message", f"Toeplitz seed of {verify.toeplitz_seed.size} bits, {n + budget.bits - 1} due"
+                )
+    except ProtocolViolation as exc:
+        raise abort(exc.reason, exc.detail) from exc
+    rec["verification_bits"] = uhf.tag_bits
+    rec["round_trips"] = dialogue.round_trips
     rec["time_ms"] = dict(stages.time_ms)
-    rec["channel"] = channel.stats.to_json()
-    if budget.final_bits <= 0:
-        raise abort("key_length_not_positive", f"leakage leaves {budget.final_bits} bits")
-    return Reconciled(session_id, alice.key.copy(), bob.copy(), budget, SessionRecord(**rec))
+    rec["channel"] = dialogue.channel.stats.to_json()
+    if verify.tag != uhf.tag(bob):
+        raise abort("verification_failed", "the universal hashes of the two blocks differ")
+    seed = (verify.toeplitz_seed.astype(np.uint8) & 1).copy()
+    return Reconciled(session_id, alice.key.copy(), bob.copy(), budget, seed, SessionRecord(**rec))
 
 
-def amplify(block: np.ndarray, budget: LeakBudget, session_id: bytes) -> np.ndarray:
-    """Privacy amplification: the final key of ``budget.final_bits`` bits.
+def _efficiency(leaked: int, n: int, errors: int) -> float:
+    h = binary_entropy(errors / n) if n else 0.0
+    return leaked / (n * h) if h > 0 else 0.0
+
+
+def amplify(block: np.ndarray, budget: KeyLength, seed: np.ndarray) -> np.ndarray:
+    """Privacy amplification: the final key of ``budget.bits`` bits, by the Toeplitz
+    matrix of ``seed`` (``block.size + budget.bits - 1`` public random bits).
 
     Raises:
         SessionAborted: ``key_length_not_positive``.
+        ConfigError: a seed of the wrong length.
     """
     m = budget.require_positive()
-    return toeplitz_hash(block, toeplitz_seed(session_id, block.size, m), m)
+    return toeplitz_hash(block, seed[: block.size + m - 1], m)
 
 
 def run_session(config: SessionConfig, session_id: bytes, channel: ClassicalChannel | None = None) -> SessionOutcome:
@@ -333,8 +448,8 @@ def run_session(config: SessionConfig, session_id: bytes, channel: ClassicalChan
         assert isinstance(exc.record, SessionRecord)
         return SessionOutcome(exc.record, None, None, None)
     start = time.perf_counter()
-    alice_key = amplify(reconciled.alice_block, reconciled.budget, session_id)
-    bob_key = amplify(reconciled.bob_block, reconciled.budget, session_id)
+    alice_key = amplify(reconciled.alice_block, reconciled.budget, reconciled.toeplitz_seed)
+    bob_key = amplify(reconciled.bob_block, reconciled.budget, reconciled.toeplitz_seed)
     record = reconciled.record
     times = {**record.time_ms, "amplification": round((time.perf_counter() - start) * 1e3 / 2, 3)}
     times["total"] = round(sum(times.values()), 3)

@@ -1,16 +1,99 @@
-"""Error verification: both sides hash their reconciled block; the hashes must match.
+"""Error verification and the on-chain commitment.
 
-The hash is the one committed on chain, ``keccak256(session_id || block)`` with the
-block packed MSB-first, so verification and the on-chain commitment are one and the
-same 256 bits, charged once to the leakage budget.
+Verification proves correctness: Bob draws a fresh key ``r`` from the operating
+system's randomness, both sides evaluate the polynomial hash
+``h_r(x) = Σ_i x_i r^(d-i) mod p`` over the prime field ``p = 2^61 - 1`` with the
+block cut into ``d`` words of 60 bits, and compare. Two different blocks of ``d``
+words collide for at most ``d - 1`` of the ``p`` keys (a non-zero polynomial of
+degree ``d - 1`` has that many roots), so one evaluation fails with probability
+``<= d/p``; ``t`` evaluations with independent keys fail with ``(d/p)^t``: that is
+``eps_cor``, provably, and the ``61·t`` tag bits are charged to the leakage budget.
+
+The commitment is ``keccak256(session_id || block)``, the hash both sides put on chain
+(seed 000's eq. 16). It is public, so its 256 bits are charged too; it is not what
+proves correctness (keccak is no universal hash family).
 """
 
 from __future__ import annotations
 
+import math
+import secrets
+from dataclasses import dataclass
+
 import numpy as np
 from eth_utils.crypto import keccak
+
+from qkd.errors import ConfigError
+
+FIELD_BITS = 61
+PRIME = (1 << FIELD_BITS) - 1
+WORD_BITS = FIELD_BITS - 1  # every word is below the prime
 
 
 def commitment(session_id: bytes, block: np.ndarray) -> bytes:
     """``keccak256(session_id || packbits(block))``: 32 bytes."""
     return keccak(session_id + np.packbits(block.astype(np.uint8)).tobytes())
+
+
+def _words(block: np.ndarray) -> list[int]:
+    bits = np.concatenate([block.astype(np.uint64), np.zeros((-block.size) % WORD_BITS, np.uint64)])
+    weights = np.left_shift(np.uint64(1), np.arange(WORD_BITS - 1, -1, -1, dtype=np.uint64))
+    return [int(w) for w in (bits.reshape(-1, WORD_BITS) * weights).sum(axis=1, dtype=np.uint64)]
+
+
+def polynomial_hash(block: np.ndarray, key: int) -> int:
+    """``Σ_i x_i key^(d-i) mod p`` over the 60-bit words ``x_i`` of ``block`` (Horner)."""
+    acc = 0
+    for word in _words(block):
+        acc = (acc * key + word) % PRIME
+    return acc
+
+
+@dataclass(frozen=True)
+class UniversalHash:
+    """``t`` independent keys of the polynomial family, sized for a block and an eps_cor."""
+
+    keys: tuple[int, ...]
+    block_bits: int
+
+    @staticmethod
+    def evaluations(block_bits: int, eps_cor: float) -> int:
+        """How many independent evaluations make the collision probability <= eps_cor.
+
+        Raises:
+            ConfigError: eps_cor outside (0, 1).
+        """
+        if not 0 < eps_cor < 1:
+            raise ConfigError("eps_cor must be in (0, 1)")
+        per = UniversalHash.collision_per_key(block_bits)
+        return max(1, math.ceil(math.log(eps_cor) / math.log(per)))
+
+    @staticmethod
+    def collision_per_key(block_bits: int) -> float:
+        return max(1, -(-block_bits // WORD_BITS)) / PRIME
+
+    @classmethod
+    def fresh(cls, block_bits: int, eps_cor: float) -> UniversalHash:
+        """Keys drawn from the operating system's randomness."""
+        t = cls.evaluations(block_bits, eps_cor)
+        return cls(tuple(1 + secrets.randbelow(PRIME - 1) for _ in range(t)), block_bits)
+
+    @property
+    def eps_cor(self) -> float:
+        return float(self.collision_per_key(self.block_bits) ** len(self.keys))
+
+    @property
+    def tag_bits(self) -> int:
+        return FIELD_BITS * len(self.keys)
+
+    def tag(self, block: np.ndarray) -> tuple[int, ...]:
+        """The tag of ``block``.
+
+        Raises:
+            ConfigError: the block is not ``block_bits`` long or a key is outside the field.
+        """
+        if block.size != self.block_bits:
+            raise ConfigError(f"block of {block.size} bits, hash sized for {self.block_bits}")
+        if not all(0 < k < PRIME for k in self.keys):
+            raise ConfigError("hash key outside the field")
+        return tuple(polynomial_hash(block, k) for k in self.keys)

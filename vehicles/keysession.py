@@ -51,7 +51,7 @@ def establish_key(
     except SessionAborted as exc:
         return KeySessionReport(initiator.name, peer.name, session_id, "aborted", exc.record, 0)
     sid = SessionId(session_id)
-    bits = rec.budget.final_bits
+    bits = rec.budget.bits
     note(
         "commitKey",
         initiator.registry.commit_key(sid, peer.address, KeyHash(commitment(session_id, rec.alice_block)), bits, ttl_s),
@@ -60,6 +60,6 @@ def establish_key(
     note("confirmKey", confirmed)
     if SessionState(confirmed.event("KeyConfirmed").args["state"]) is not SessionState.AGREED:
         return KeySessionReport(initiator.name, peer.name, session_id, "mismatch", rec.record, 0)
-    initiator.pool.add_key(peer.name, session_id, amplify(rec.alice_block, rec.budget, session_id))
-    peer.pool.add_key(initiator.name, session_id, amplify(rec.bob_block, rec.budget, session_id))
+    initiator.pool.add_key(peer.name, session_id, amplify(rec.alice_block, rec.budget, rec.toeplitz_seed))
+    peer.pool.add_key(initiator.name, session_id, amplify(rec.bob_block, rec.budget, rec.toeplitz_seed))
     return KeySessionReport(initiator.name, peer.name, session_id, "agreed", rec.record, bits)

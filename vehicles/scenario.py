@@ -30,7 +30,7 @@ from node.errors import ContractRevert
 from node.metrics import Percentiles
 from node.registry import KeyRegistry
 from node.types import SessionId, TxResult
-from qkd.bb84 import Eve, EveConfig, SourceConfig
+from qkd.bb84 import Eve, EveConfig
 from qkd.channel import fibre
 from qkd.session import SessionConfig
 from vehicles.agent import Agent, onboard
@@ -53,7 +53,7 @@ class ScenarioConfig:
     eve_share: float = 0.25
     messages: int = 2
     message_bytes: int = 32
-    pulses: int = 2_000_000
+    pulses: int | None = None  # per QKD session; None: sized from the finite-key bound
     distance_km: float = 10.0
     seed: int = 0
     ttl_s: int = 3600
@@ -67,7 +67,7 @@ class ScenarioConfig:
             raise ScenarioConfigError("eve share must be in [0, 1)")
         if self.messages < 1 or self.message_bytes < 1:
             raise ScenarioConfigError("messages and message bytes must be positive")
-        if self.pulses < 10_000:
+        if self.pulses is not None and self.pulses < 10_000:
             raise ScenarioConfigError("at least 10,000 pulses per session")
 
 
@@ -205,8 +205,8 @@ def run_scenario(
             qkd_config = SessionConfig(
                 pulses=config.pulses,
                 channel=fibre(config.distance_km),
-                source=SourceConfig(decoy=True),
                 eve=eve,
+                target_bits=need,
                 seed=(config.seed * 100_003 + i) * 16 + attempt,
             )
             say(f"QKD {vehicle.name} <-> {rsu.name}" + (" (tapped)" if i in tapped else ""))
