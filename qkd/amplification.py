@@ -4,23 +4,16 @@ An ``m × n`` Toeplitz matrix over GF(2) is fixed by ``n + m - 1`` seed bits:
 ``T[i, j] = seed[i - j + n - 1]``. Then ``(T x)_i = Σ_j seed[i - j + n - 1] x_j``,
 which is entry ``i + n - 1`` of the full convolution ``seed * x``; taking it mod 2
 gives the output. Float64 FFTs are exact here: every sum is an integer below ``n``,
-far under 2^52, and rounding recovers it.
+far under 2^52, and rounding recovers it. The seed is public but must be fresh and
+uniform: Alice draws it from her operating system for each session
+(:mod:`qkd.session`) and sends it over the authenticated channel.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from qkd.errors import ConfigError
-
-
-def toeplitz_seed(session_id: bytes, n: int, m: int) -> np.ndarray:
-    """``n + m - 1`` public seed bits expanded from the session id with SHAKE-256."""
-    need = n + m - 1
-    stream = hashlib.shake_256(b"qkdchain/toeplitz/v1" + session_id).digest((need + 7) // 8)
-    return np.unpackbits(np.frombuffer(stream, dtype=np.uint8))[:need]
 
 
 def toeplitz_hash(bits: np.ndarray, seed: np.ndarray, m: int) -> np.ndarray:

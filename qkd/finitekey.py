@@ -104,7 +104,8 @@ def _single(protocol: DecoyProtocol, n: Sequence[float], s0: float, eps_sec: flo
 def gamma(a: float, b: float, c: float, d: float) -> float:
     """The Serfling-type deviation of eq. 5 between the Z and X single-photon error rates."""
     inner = (c + d) / (c * d * (1 - b) * b) * EPS_SPLIT**2 / a**2
-    return math.sqrt((c + d) * (1 - b) * b / (c * d * math.log(2)) * math.log2(inner))
+    # Below 1 the log (only reached for eps near 1, as in the N -> inf limit) is 0.
+    return math.sqrt((c + d) * (1 - b) * b / (c * d * math.log(2)) * max(math.log2(inner), 0.0))
 
 
 def estimate(protocol: DecoyProtocol, counts: Counts, eps_sec: float) -> Estimates:

@@ -51,6 +51,11 @@ class Reconciler(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def planning_efficiency(self) -> float:
+        """The efficiency to size sessions with: what the method reaches on most blocks."""
+        ...
+
     def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int) -> Reconciliation:
         """Correct ``bob`` toward Alice's key, asking through ``ask``.
 
@@ -65,6 +70,7 @@ class Reconciler(Protocol):
 class CascadeReconciler:
     passes: int = DEFAULT_PASSES
     name: str = "cascade"
+    planning_efficiency: float = 1.1
 
     def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int) -> Reconciliation:
         rounds = 0
@@ -92,6 +98,7 @@ class LdpcReconciler:
     steps: tuple[float, ...] = (0.04, 0.05, 0.08, 0.2)
     max_iterations: int = 60
     name: str = "ldpc"
+    planning_efficiency: float = 1.35
 
     def __post_init__(self) -> None:
         if self.f_start < 1 or any(s <= 0 for s in self.steps):

@@ -60,7 +60,8 @@ DEFAULT_TARGET_BITS = 256
 @dataclass(frozen=True)
 class SessionConfig:
     """A session's parameters. ``pulses=None`` sizes the session from the finite-key
-    bound for ``target_bits`` final bits over ``channel`` (with a 20 % margin)."""
+    bound for ``target_bits`` final bits over ``channel``, at the reconciliation
+    method's planning efficiency, with 20 % more pulses than the mean needs."""
 
     pulses: int | None = None
     channel: ChannelModel = field(default_factory=lambda: fibre(10.0))
@@ -92,13 +93,17 @@ class SessionConfig:
         """``pulses``, or the size the bound asks for (raises ConfigError when out of reach)."""
         if self.pulses is not None:
             return self.pulses
-        return _sized(self.channel, self.protocol, self.target_bits, self.eps_sec, self.eps_cor)
+        f = RECONCILERS[self.reconciliation].planning_efficiency
+        return _sized(self.channel, self.protocol, self.target_bits, self.eps_sec, self.eps_cor, f)
 
 
 @lru_cache(maxsize=64)
-def _sized(channel: ChannelModel, protocol: DecoyProtocol, target: int, eps_sec: float, eps_cor: float) -> int:
+def _sized(
+    channel: ChannelModel, protocol: DecoyProtocol, target: int, eps_sec: float, eps_cor: float, efficiency: float
+) -> int:
     # 20 % more than the mean needs: a session at its mean would fail half the time.
-    return math.ceil(1.2 * pulses_for(channel, target, protocol, eps_sec=eps_sec, eps_cor=eps_cor))
+    need = pulses_for(channel, target, protocol, efficiency=efficiency, eps_sec=eps_sec, eps_cor=eps_cor)
+    return math.ceil(1.2 * need)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ def devnet(
     rsus: Annotated[int, typer.Option(min=1, help="Number of roadside units (validators).")] = 2,
     eve_share: Annotated[float, typer.Option(min=0, max=0.99, help="Share of links under intercept-resend.")] = 0.25,
     messages: Annotated[int, typer.Option(min=1, help="Messages per agreed link.")] = 2,
-    pulses: Annotated[int, typer.Option(min=10_000, help="Pulses per QKD session.")] = 2_000_000,
+    pulses: Annotated[
+        int | None, typer.Option(min=10_000, help="Pulses per QKD session (default: sized from the bound).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed replays the same run.")] = 0,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where agents keep their key pools (default: a temp dir).")
@@ -299,18 +301,26 @@ def gas(
 @app.command()
 def qkd(
     distance_km: Annotated[float, typer.Option("--distance-km", min=0, help="Link length in km.")] = 10.0,
-    pulses: Annotated[int, typer.Option(min=1, help="Pulses Alice sends.")] = 4_000_000,
+    pulses: Annotated[
+        int | None, typer.Option(min=1, help="Pulses Alice sends (default: sized for --target-bits).")
+    ] = None,
+    target_bits: Annotated[int, typer.Option(min=1, help="Final key bits to size the session for.")] = 256,
     link: Annotated[str, typer.Option(help="Channel preset: fibre or free-space.")] = "fibre",
     eve: Annotated[str, typer.Option(help="Eavesdropper: none, intercept-resend or pns.")] = "none",
     eve_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of pulses Eve attacks.")] = 1.0,
-    decoy: Annotated[bool, typer.Option("--decoy/--no-decoy", help="Send decoy and vacuum pulses.")] = False,
     mu: Annotated[float, typer.Option(min=0.001, help="Mean photon number of signal pulses.")] = 0.5,
-    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same session.")] = None,
+    reconciliation: Annotated[str, typer.Option(help="Error correction: ldpc or cascade.")] = "ldpc",
+    eps_sec: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Secrecy parameter.")] = 1e-10,
+    eps_cor: Annotated[float, typer.Option(min=1e-300, max=0.5, help="Correctness parameter.")] = 1e-15,
+    seed: Annotated[int | None, typer.Option(help="Seed of the simulation (same seed, same counts).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run one BB84 session (quantum phase, sifting, estimation, Cascade, verification,
-    privacy amplification) and print its record."""
-    from qkd.bb84 import Eve, EveConfig, SourceConfig
+    """Run one decoy-state BB84 session (quantum phase, sifting, estimation, finite-key
+    bounds, reconciliation, verification, privacy amplification) and print its record."""
+    import secrets
+    from dataclasses import replace
+
+    from qkd.bb84 import DecoyProtocol, Eve, EveConfig
     from qkd.channel import fibre, free_space_v2i
     from qkd.errors import ConfigError
     from qkd.session import SessionConfig, run_session
@@ -319,16 +329,22 @@ def qkd(
     if link not in presets:
         raise typer.BadParameter(f"--link must be one of {', '.join(presets)}")
     try:
+        base = DecoyProtocol()
         config = SessionConfig(
             pulses=pulses,
             channel=presets[link](distance_km),
-            source=SourceConfig(mu_signal=mu, decoy=decoy),
+            protocol=replace(base, intensities=(mu, *base.intensities[1:])),
             eve=EveConfig(Eve(eve), eve_fraction),
+            eps_sec=eps_sec,
+            eps_cor=eps_cor,
+            reconciliation=reconciliation,  # type: ignore[arg-type]
+            target_bits=target_bits,
             seed=seed,
         )
     except ValueError as exc:  # ConfigError, or an unknown --eve value
         raise typer.BadParameter(str(exc)) from exc
-    session_id = (seed or 0).to_bytes(32, "big")
+    # The session id names the session on chain; a fresh one unless the run is seeded.
+    session_id = seed.to_bytes(32, "big") if seed is not None else secrets.token_bytes(32)
     try:
         with err.status(f"QKD session over {distance_km} km of {link}"):
             outcome = run_session(config, session_id)
@@ -338,18 +354,18 @@ def qkd(
     if as_json:
         _emit_json(r.to_json())
         return
-    table = Table(title=f"BB84 over {distance_km} km ({link}), {pulses:,} pulses")
+    table = Table(title=f"Decoy BB84 over {distance_km} km ({link}), {r.pulses:,} pulses")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     rows = [
         ("detections", f"{r.detections:,}"),
-        ("sifted bits", f"{r.sifted_bits:,}"),
-        ("QBER estimate / upper / true", f"{r.qber:.4f} / {r.qber_upper:.4f} / {r.true_qber:.4f}"),
-        ("single-photon share, e1", f"{r.single_photon_fraction:.3f}, {r.e1_upper:.4f} ({r.single_photon_method})"),
-        ("reconciled bits", f"{r.reconciled_bits:,}"),
-        ("EC leak (bits), efficiency f", f"{r.leak_ec_bits:,}, {r.efficiency:.3f}"),
-        ("final key bits", f"{r.final_bits:,}"),
-        ("classical rounds / bits", f"{r.channel.get('rounds', 0):,} / {r.channel.get('bits', 0):,}"),
+        ("key-basis bits / test-basis bits", f"{r.sifted_bits:,} / {r.sample_bits:,}"),
+        ("QBER test basis / key basis (true)", f"{r.qber:.4f} / {r.true_qber:.4f}"),
+        ("single-photon share, phase error", f"{r.single_photon_fraction:.3f}, {r.e1_upper:.4f}"),
+        (f"EC leak ({r.reconciliation}), efficiency f", f"{r.leak_ec_bits:,}, {r.efficiency:.3f}"),
+        ("final key bits (Lim bound)", f"{r.final_bits:,} ({r.lim_bound_bits:,})"),
+        ("eps_sec / eps_cor", f"{r.eps_sec:.1e} / {r.eps_cor:.1e}"),
+        ("round trips / classical bits", f"{r.round_trips:,} / {r.channel.get('bits', 0):,}"),
         ("time (ms)", ", ".join(f"{k} {v:.1f}" for k, v in r.time_ms.items())),
     ]
     for name, value in rows:
@@ -430,19 +446,37 @@ def bench_ibc(
 
 @bench_app.command("qkd")
 def bench_qkd(
-    sessions: Annotated[int, typer.Option(min=1, help="Sessions over 10 km for the latency figures.")] = 8,
-    session_pulses: Annotated[int, typer.Option(min=1000, help="Pulses per timed session.")] = 1_500_000,
-    skr_pulses: Annotated[int, typer.Option(min=1000, help="Pulses per simulated key-rate point.")] = 4_000_000,
+    sessions: Annotated[int, typer.Option(min=1, help="Sessions over 10 km per reconciliation method.")] = 8,
+    rtt_ms: Annotated[float, typer.Option("--rtt-ms", min=0, help="Round-trip time of the classical link.")] = 5.0,
+    reconciliation_trials: Annotated[int, typer.Option(min=1, help="Blocks per QBER and method.")] = 10,
+    distances: Annotated[str, typer.Option(help="Distances (km) of the key-rate curves, comma-separated.")] = ",".join(
+        str(d) for d in range(0, 151, 10)
+    ),
+    simulated: Annotated[
+        str, typer.Option(help="Sessions to run on the curves, as PULSES@KM, comma-separated ('' for none).")
+    ] = "1e7@0,1e7@10,1e7@20,1e7@30,1e8@50,1e8@70",
     out_dir: OutOpt = Path("results"),
     as_json: JsonOpt = False,
 ) -> None:
-    """Session latency over 10 km, Cascade throughput at 2 % and 5 %, key rate vs distance."""
+    """Finite-key sessions over 10 km (LDPC and Cascade), reconciliation at 1-5 % QBER,
+    and the finite-key rate vs distance for 10^6-10^10 pulses against Lim's bound."""
     from qkd.benchmark import plot_qkd_benchmark, run_qkd_benchmark
+
+    try:
+        kms = [int(d) for d in distances.split(",") if d.strip()]
+        points = [(int(float(p)), int(k)) for p, k in (x.split("@") for x in simulated.split(",") if x.strip())]
+    except ValueError as exc:
+        raise typer.BadParameter(f"--distances / --simulated: {exc}") from exc
 
     saved = _run_bench(
         "bench_qkd",
         lambda say: run_qkd_benchmark(
-            sessions=sessions, session_pulses=session_pulses, skr_pulses=skr_pulses, progress=say
+            sessions=sessions,
+            rtt_ms=rtt_ms,
+            reconciliation_trials=reconciliation_trials,
+            distances=kms,
+            simulated=points,
+            progress=say,
         ),
         plot_qkd_benchmark,
         out_dir,
@@ -451,15 +485,20 @@ def bench_qkd(
     if saved is None:
         return
     report, json_path, png_path = saved
-    s = report["session"]
-    lat = s["latency_ms"]
-    out.print(
-        f"{s['sessions']} sessions over {s['channel']} ({s['pulses']:,} pulses): {s['sessions_per_s']} sessions/s, "
-        f"latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, {s['with_256_final_bits']} with >= 256 final bits "
-        f"(mean {s['mean_final_bits']:.0f}); the compared system claims {report['claimed_qkd_delay_ms']} ms"
-    )
-    for q, c in report["cascade"].items():
-        out.print(f"Cascade at QBER {q}: {c['bits_per_s']:,} bits/s, f = {c['efficiency']}")
+    for s in report["sessions"]:
+        c, link = s["compute_ms"], s["on_link_ms"]
+        out.print(
+            f"{s['reconciliation']}: {s['sessions']} sessions of {s['pulses']:,} pulses over 10 km, "
+            f"{s['with_256_final_bits']} with >= 256 final bits (p50 {s['final_bits']['p50']:.0f}), "
+            f"final/Lim >= {s['final_over_lim_bound_min']}, f {s['efficiency_mean']}, compute p50 {c['p50']:.0f} ms "
+            f"p99 {c['p99']:.0f} ms, round trips <= {s['round_trips']['max']}, on a {report['rtt_ms']} ms RTT link "
+            f"p50 {link['p50']:.0f} ms"
+        )
+    for r in report["reconciliation"].values():
+        out.print(
+            f"{r['method']} at QBER {r['qber']:.0%}: f {r['efficiency_mean']} (max {r['efficiency_max']}), "
+            f"FER {r['frame_error_rate']}, round trips <= {r['round_trips_max']}, {r['bits_per_s']:,} bits/s"
+        )
     out.print(f"saved {json_path} and {png_path}")
 
 

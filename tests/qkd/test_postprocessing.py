@@ -1,4 +1,4 @@
-"""Estimation, Cascade and Toeplitz hashing."""
+"""Cascade and Toeplitz hashing."""
 
 from __future__ import annotations
 
@@ -7,36 +7,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkd.amplification import toeplitz_hash, toeplitz_hash_reference, toeplitz_seed
+from qkd.amplification import toeplitz_hash, toeplitz_hash_reference
 from qkd.cascade import LocalParities, cascade
 from qkd.errors import ConfigError
-from qkd.estimation import binary_entropy, qber_upper_bound, sample_positions
+from qkd.estimation import binary_entropy
+
+
+def toeplitz_seed(label: bytes, n: int, m: int) -> np.ndarray:
+    rng = np.random.default_rng(list(label) or [0])
+    return rng.integers(0, 2, n + m - 1, dtype=np.uint8)
 
 
 def _noisy(n: int, q: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = rng.integers(0, 2, n, dtype=np.uint8)
     return a, a ^ (rng.random(n) < q).astype(np.uint8)
-
-
-def test_sample_and_bound() -> None:
-    a, b = _noisy(20_000, 0.03, 1)
-    pos = sample_positions(a.size, 0.1, np.random.default_rng(2))
-    assert pos.size == 2000 and np.all(np.diff(pos) > 0)
-    errors = int(np.count_nonzero(a[pos] != b[pos]))
-    rest = np.ones(a.size, dtype=bool)
-    rest[pos] = False
-    upper = qber_upper_bound(errors, pos.size, int(rest.sum()), 1e-10)
-    assert abs(errors / pos.size - 0.03) < 0.02
-    assert upper > errors / pos.size
-    assert float(np.mean(a[rest] != b[rest])) <= upper
-
-
-def test_sample_rejects_bad_fraction() -> None:
-    with pytest.raises(ConfigError):
-        sample_positions(10, 0.0, np.random.default_rng(0))
-    with pytest.raises(ConfigError):
-        sample_positions(1, 0.5, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("q", [0.005, 0.01, 0.03, 0.05, 0.08, 0.10])

@@ -30,7 +30,7 @@ def test_help_on_every_command() -> None:
 
 @pytest.mark.parametrize("chain", ["node", "eth-tester"])
 def test_devnet_json_on_embedded_chain(chain: str) -> None:
-    report = _json(["devnet", "--json", "--vehicles", "4", "--pulses", "1500000", "--chain", chain])
+    report = _json(["devnet", "--json", "--vehicles", "4", "--chain", chain])
     assert report["chain"] == chain
     assert set(report["latency_ms"]) >= {"p50", "p95", "p99"}
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
@@ -41,7 +41,7 @@ def test_devnet_json_on_embedded_chain(chain: str) -> None:
 
 
 def test_devnet_human_output() -> None:
-    result = runner.invoke(app, ["devnet", "--vehicles", "3", "--pulses", "1500000"])
+    result = runner.invoke(app, ["devnet", "--vehicles", "3"])
     assert result.exit_code == 0, result.output
     assert "mac_invalid" in result.stdout
     assert "p50" in result.stdout
@@ -117,7 +117,7 @@ def test_bench_ibc_json(tmp_path: Path) -> None:
 
 
 def test_qkd_json_keys_and_outcomes() -> None:
-    ok = _json(["qkd", "--json", "--decoy", "--pulses", "2000000", "--seed", "1"])
+    ok = _json(["qkd", "--json", "--seed", "1"])  # sized from the bound for 256 bits
     for key in (
         "qber",
         "sifted_bits",
@@ -127,9 +127,17 @@ def test_qkd_json_keys_and_outcomes() -> None:
         "aborted",
         "abort_reason",
         "time_ms",
+        "eps_sec",
+        "eps_cor",
+        "round_trips",
+        "reconciliation",
     ):
         assert key in ok
-    assert not ok["aborted"] and ok["final_bits"] > 256
+    assert not ok["aborted"] and ok["final_bits"] >= 256 and ok["final_bits"] <= ok["lim_bound_bits"]
+    assert ok["eps_sec"] == 1e-10 and 0 < ok["eps_cor"] <= 1e-15 and ok["round_trips"] <= 10
+    assert ok["reconciliation"] == "ldpc"
+    cascade = _json(["qkd", "--json", "--seed", "1", "--reconciliation", "cascade", "--pulses", "8000000"])
+    assert cascade["reconciliation"] == "cascade" and cascade["round_trips"] > 100
     eve = _json(
         ["qkd", "--json", "--pulses", "500000", "--eve", "intercept-resend", "--eve-fraction", "1", "--seed", "2"]
     )
@@ -137,19 +145,28 @@ def test_qkd_json_keys_and_outcomes() -> None:
 
 
 def test_qkd_human_output_and_bad_options() -> None:
-    result = runner.invoke(app, ["qkd", "--decoy", "--pulses", "1000000", "--seed", "3", "--link", "free-space"])
+    result = runner.invoke(app, ["qkd", "--seed", "3", "--link", "free-space"])
     assert result.exit_code == 0, result.output
     assert "final key bits" in result.stdout
     assert runner.invoke(app, ["qkd", "--eve", "bob"]).exit_code == 2
     assert runner.invoke(app, ["qkd", "--link", "copper"]).exit_code == 2
     assert runner.invoke(app, ["qkd", "--eve-fraction", "2"]).exit_code == 2
+    assert runner.invoke(app, ["qkd", "--reconciliation", "guess"]).exit_code == 2
+    assert runner.invoke(app, ["qkd", "--distance-km", "900"]).exit_code == 2  # no key within reach
 
 
 def test_bench_qkd_json(tmp_path: Path) -> None:
-    args = ["bench", "qkd", "--json", "--sessions", "2", "--skr-pulses", "1000000", "--out", str(tmp_path)]
-    report = _json(args)
-    assert report["session"]["sessions"] == 2
-    assert set(report["session"]["latency_ms"]) == {"p50", "p95", "p99"}
-    assert set(report["cascade"]) == {"0.02", "0.05"} and all(c["corrected"] for c in report["cascade"].values())
-    assert [p["distance_km"] for p in report["skr_vs_distance"]][-1] == 150
+    args = ["bench", "qkd", "--json", "--sessions", "1", "--reconciliation-trials", "1", "--out", str(tmp_path)]
+    report = _json([*args, "--distances", "0,40", "--simulated", "1e6@0", "--rtt-ms", "5"])
+    assert [s["reconciliation"] for s in report["sessions"]] == ["ldpc", "cascade"]
+    for s in report["sessions"]:
+        assert set(s["compute_ms"]) == set(s["on_link_ms"]) == {"p50", "p95", "p99"}
+        assert s["on_link_ms"]["p50"] >= s["compute_ms"]["p50"]
+    assert {r["qber"] for r in report["reconciliation"].values()} == {0.01, 0.02, 0.03, 0.05}
+    points = report["key_rate_vs_distance"]
+    assert [p["distance_km"] for p in points] == [0, 40]
+    bounds = points[0]["finite_key_bound_bits_per_pulse"]
+    assert set(bounds) == {"1000000", "10000000", "100000000", "1000000000", "10000000000"}
+    assert bounds["10000000000"] <= points[0]["three_intensity_limit_bits_per_pulse"]
+    assert points[0]["simulated"][0]["pulses"] == 10**6
     assert (tmp_path / "bench_qkd.png").read_bytes()[:4] == b"\x89PNG"

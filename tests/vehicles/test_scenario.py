@@ -16,7 +16,6 @@ from node.chain import EthTesterChain
 from node.errors import AccountRevoked, PadOffsetMismatch
 from node.registry import KeyRegistry
 from node.types import SessionId
-from qkd.bb84 import SourceConfig
 from qkd.keypool import KeyPool
 from qkd.session import SessionConfig
 from vehicles.agent import Agent, Role, onboard
@@ -100,7 +99,7 @@ def _pair(tmp_path: Path, label: str, seed: int) -> _Pair:
         return onboard(name, role, acct, ta, registry, chain, tmp_path, clock, rng)
 
     car, rsu = agent("car", "vehicle"), agent("rsu", "rsu")
-    config = SessionConfig(pulses=2_000_000, source=SourceConfig(decoy=True), seed=seed)
+    config = SessionConfig(seed=seed, target_bits=2048)
     assert establish_key(car, rsu, config, keccak(text=f"{label}:session"), 3600).outcome == "agreed"
     return _Pair(chain, registry, car, rsu, clock, rng)
 

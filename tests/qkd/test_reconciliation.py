@@ -1,0 +1,156 @@
+"""LDPC codes, belief propagation, the blind LDPC reconciler and Cascade behind one
+interface; the universal hash of error verification."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qkd.classical import Reply, Request, SiftRequest, SyndromeReply
+from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
+from qkd.estimation import binary_entropy
+from qkd.ldpc import channel_llr, decode, extension, make_code
+from qkd.reconciliation import RECONCILERS, CascadeReconciler, LdpcReconciler
+from qkd.session import AliceEndpoint
+from qkd.verification import PRIME, WORD_BITS, UniversalHash, polynomial_hash
+
+
+class _Alice:
+    """Alice's endpoint over a numbered in-memory dialogue; counts round trips."""
+
+    def __init__(self, key: np.ndarray, tamper: bool = False) -> None:
+        n = key.size
+        self.endpoint = AliceEndpoint(key, np.zeros(n, np.uint8), np.zeros(n, np.uint8), bytes(32))
+        self.endpoint.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
+        self.seq = 1
+        self.tamper = tamper
+
+    def ask(self, request: Request) -> Reply:
+        self.seq += 1
+        reply = self.endpoint.handle(replace(request, seq=self.seq))
+        if self.tamper and isinstance(reply, SyndromeReply):
+            reply.syndromes[:, ::7] ^= 1  # a lying peer
+        return reply
+
+
+def _pair(n: int, q: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2, n, dtype=np.uint8)
+    return a, a ^ (rng.random(n) < q).astype(np.uint8)
+
+
+def test_code_shape_is_as_designed() -> None:
+    code = make_code(10_000, 1_500, 3)
+    assert code.checks.shape[0] == 1_500
+    assert all(np.unique(row).size == row.size for row in code.checks)  # no variable twice in a check
+    degrees = np.bincount(code.checks.ravel(), minlength=10_000)
+    assert degrees.min() >= 2 and set(np.unique(degrees)) <= {2, 3, 4, 10}
+    assert make_code(10_000, 1_500, 3) is code  # cached, and deterministic:
+    make_code.cache_clear()
+    assert np.array_equal(make_code(10_000, 1_500, 3).checks, code.checks)
+    ext = extension(code, 100, 1)
+    assert ext.checks.shape == (100, code.row_weight) and np.array_equal(ext.checks, extension(code, 100, 1).checks)
+    with pytest.raises(ConfigError):
+        make_code(100, 100)
+    with pytest.raises(ConfigError):
+        extension(code, 0, 1)
+
+
+@pytest.mark.parametrize("q", [0.01, 0.03, 0.05])
+def test_belief_propagation_decodes_below_threshold(q: float) -> None:
+    a, b = _pair(8_000, q, 1)
+    code = make_code(8_000, int(1.5 * binary_entropy(q) * 8_000), 1)
+    out = decode([code], [code.syndrome(a)], channel_llr(b, q))
+    assert out.converged and np.array_equal(out.bits, a)
+
+
+def test_belief_propagation_gives_up_on_a_hopeless_word() -> None:
+    a, b = _pair(4_000, 0.12, 2)
+    code = make_code(4_000, 400, 1)  # far too few checks for 12 %
+    out = decode([code], [code.syndrome(a)], channel_llr(b, 0.12), max_iterations=30)
+    assert not out.converged
+
+
+@pytest.mark.parametrize("q", [0.01, 0.02, 0.05])
+def test_ldpc_reconciler_corrects_with_few_round_trips(q: float) -> None:
+    a, b = _pair(30_000, q, 3)
+    alice = _Alice(a)
+    res = LdpcReconciler().run(b, alice.ask, q, seed=7)
+    assert np.array_equal(res.corrected, a)
+    assert res.round_trips <= 5
+    f = res.leaked_bits / (a.size * binary_entropy(float(np.mean(a != b))))
+    assert 1.0 < f < 1.6  # every syndrome bit is counted
+    assert res.leaked_bits >= res.detail["base_rows"]
+
+
+def test_leak_counts_every_syndrome_bit() -> None:
+    a, b = _pair(20_000, 0.03, 4)
+    sent: list[int] = []
+    alice = _Alice(a)
+
+    def ask(request: Request) -> Reply:
+        reply = alice.ask(request)
+        if isinstance(reply, SyndromeReply):
+            sent.append(reply.syndromes.size)
+        return reply
+
+    res = LdpcReconciler().run(b, ask, 0.03, seed=1)
+    assert res.leaked_bits == sum(sent) and len(sent) == res.round_trips
+
+
+def test_lying_syndromes_never_give_alices_key() -> None:
+    a, b = _pair(20_000, 0.02, 5)
+    try:
+        res = LdpcReconciler().run(b, _Alice(a, tamper=True).ask, 0.02, seed=2)
+    except ReconciliationError:
+        return
+    assert not np.array_equal(res.corrected, a)  # the verification hash then refuses it
+
+
+def test_malformed_reply_is_a_protocol_violation() -> None:
+    _, b = _pair(5_000, 0.02, 6)
+
+    def short(request: Request) -> Reply:
+        return SyndromeReply(np.zeros((1, 3), np.uint8), seq=request.seq)
+
+    with pytest.raises(ProtocolViolation) as exc:
+        LdpcReconciler().run(b, short, 0.02, seed=0)
+    assert exc.value.reason == "malformed_message"
+
+
+def test_both_reconcilers_behind_one_interface() -> None:
+    a, b = _pair(10_000, 0.02, 8)
+    for name, reconciler in RECONCILERS.items():
+        res = reconciler.run(b, _Alice(a).ask, 0.02, seed=3)
+        assert res.method == name and np.array_equal(res.corrected, a)
+    cascade = CascadeReconciler().run(b, _Alice(a).ask, 0.02, seed=3)
+    assert cascade.round_trips > 10  # Cascade's price: one parity question per round trip
+
+
+def test_universal_hash() -> None:
+    rng = np.random.default_rng(9)
+    block = rng.integers(0, 2, 5_000, dtype=np.uint8)
+    uhf = UniversalHash.fresh(block.size, 1e-15)
+    assert uhf.eps_cor <= 1e-15 and uhf.tag_bits == 61 * len(uhf.keys)
+    other = block.copy()
+    other[1234] ^= 1
+    assert uhf.tag(block) == uhf.tag(block.copy()) and uhf.tag(block) != uhf.tag(other)
+    assert UniversalHash.evaluations(5_000, 1e-30) == 2  # (d/p)^t with d = 84 words
+    with pytest.raises(ConfigError):
+        uhf.tag(block[:-1])
+    with pytest.raises(ConfigError):
+        UniversalHash((0,), 5_000).tag(block)
+
+
+@settings(max_examples=50, deadline=None)
+@given(bits=st.lists(st.integers(0, 1), min_size=1, max_size=400), key=st.integers(1, PRIME - 1))
+def test_polynomial_hash_is_horner_of_the_words(bits: list[int], key: int) -> None:
+    block = np.array(bits, dtype=np.uint8)
+    padded = bits + [0] * ((-len(bits)) % WORD_BITS)
+    words = [int("".join(map(str, padded[i : i + WORD_BITS])), 2) for i in range(0, len(padded), WORD_BITS)]
+    d = len(words)
+    assert polynomial_hash(block, key) == sum(w * pow(key, d - 1 - i, PRIME) for i, w in enumerate(words)) % PRIME
