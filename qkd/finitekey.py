@@ -250,6 +250,20 @@ def asymptotic_rate(channel: ChannelModel, protocol: DecoyProtocol, efficiency: 
     return max(rate / pulses, 0.0)
 
 
+def infinite_decoy_rate(channel: ChannelModel, protocol: DecoyProtocol, efficiency: float = 1.15) -> float:
+    """Bits per pulse of the same protocol with the vacuum and single-photon yields and
+    the single-photon error known exactly (infinitely many decoys, N -> inf): what any
+    decoy bound can at best approach."""
+    y0 = 1 - (1 - channel.dark_count_prob) ** 2
+    y1 = 1 - (1 - y0) * (1 - channel.transmittance)
+    e1 = (y0 / 2 + channel.misalignment * (y1 - y0)) / y1
+    rate = 0.0
+    for mu, p in zip(protocol.intensities, protocol.probabilities, strict=True):
+        rate += p * math.exp(-mu) * (y0 + mu * y1 * (1 - binary_entropy(e1)))
+        rate -= p * efficiency * channel.detection_prob(mu) * binary_entropy(channel.expected_qber(mu))
+    return max(rate * protocol.p_x**2, 0.0)
+
+
 def optimize_protocol(
     channel: ChannelModel,
     pulses: float,

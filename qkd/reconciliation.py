@@ -92,11 +92,12 @@ class CascadeReconciler:
 
 @dataclass(frozen=True)
 class LdpcReconciler:
-    f_start: float = 1.12
+    f_start: float = 1.05
     # Each retry's extra checks in units of h(Q)·n: fine steps where frames usually
     # decode, a large last one so that a frame almost never fails outright.
     steps: tuple[float, ...] = (0.04, 0.05, 0.08, 0.2)
-    max_iterations: int = 60
+    max_iterations: int = 100
+    stall: int = 20
     name: str = "ldpc"
     planning_efficiency: float = 1.35
 
@@ -139,7 +140,7 @@ class LdpcReconciler:
                 if part:
                     codes[f].append(code)
                 syndromes[f].append(syndrome)
-                decoded = decode(codes[f], syndromes[f], llr[f], self.max_iterations, resume=state[f])
+                decoded = decode(codes[f], syndromes[f], llr[f], self.max_iterations, self.stall, resume=state[f])
                 iterations += decoded.iterations
                 state[f] = decoded.messages
                 if decoded.converged:

@@ -382,7 +382,10 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
 
         with stages.stage("error_correction"):
             try:
-                result = RECONCILERS[config.reconciliation].run(bob, dialogue.ask, qber, config.seed or 0)
+                # Codes are sized for the test-basis QBER plus two standard errors: the
+                # key basis may run a little higher than its sample.
+                design = qber + 2 * math.sqrt(max(qber * (1 - qber), 1e-6) / sum(counts.n_z))
+                result = RECONCILERS[config.reconciliation].run(bob, dialogue.ask, design, config.seed or 0)
             except ReconciliationError as exc:
                 raise abort("reconciliation_failed", str(exc)) from exc
             bob = result.corrected

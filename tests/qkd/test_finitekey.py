@@ -25,6 +25,7 @@ from qkd.finitekey import (
     estimate,
     expected_counts,
     expected_key_length,
+    infinite_decoy_rate,
     lim_key_length,
     pulses_for,
 )
@@ -180,6 +181,7 @@ def test_never_above_the_infinite_decoy_rate(distance: float) -> None:
         ideal -= p * 1.15 * ch.detection_prob(mu) * _h(ch.expected_qber(mu))
     ideal *= protocol.p_x**2
     assert asymptotic_rate(ch, protocol) <= ideal
+    assert infinite_decoy_rate(ch, protocol, 1.15) == pytest.approx(ideal, rel=1e-12)
 
 
 def test_more_public_bits_or_smaller_eps_give_less() -> None:

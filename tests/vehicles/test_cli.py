@@ -168,5 +168,6 @@ def test_bench_qkd_json(tmp_path: Path) -> None:
     bounds = points[0]["finite_key_bound_bits_per_pulse"]
     assert set(bounds) == {"1000000", "10000000", "100000000", "1000000000", "10000000000"}
     assert bounds["10000000000"] <= points[0]["three_intensity_limit_bits_per_pulse"]
+    assert points[0]["three_intensity_limit_bits_per_pulse"] <= points[0]["infinite_decoy_bits_per_pulse"]
     assert points[0]["simulated"][0]["pulses"] == 10**6
     assert (tmp_path / "bench_qkd.png").read_bytes()[:4] == b"\x89PNG"
