@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from qkd.channel import fibre
-from qkd.classical import Reply, Request, SiftRequest
+from qkd.classical import Reply, Request, RevealRequest, SiftRequest
 from qkd.errors import ReconciliationError
 from qkd.estimation import binary_entropy
 from qkd.finitekey import asymptotic_rate, expected_key_length, infinite_decoy_rate, optimize_protocol
@@ -83,8 +83,9 @@ class _Counting:
     def __init__(self, key: np.ndarray) -> None:
         n = key.size
         self.alice = AliceEndpoint(key, np.zeros(n, np.uint8), np.zeros(n, np.uint8), bytes(32))
-        self.alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
-        self.seq = 1
+        self.alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))  # every bit in the key basis
+        self.alice.handle(RevealRequest("z", np.arange(0), np.zeros(0, np.uint8), seq=2))
+        self.seq = 2
 
     def ask(self, request: Request) -> Reply:
         self.seq += 1

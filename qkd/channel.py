@@ -60,7 +60,10 @@ class ChannelModel:
         y0 = 1 - (1 - p) ** 2
         s = 1 - math.exp(-mu * self.transmittance)
         a, b = s * (1 - self.misalignment), s * self.misalignment
-        return (a * p / 2 + b * (1 - p / 2) + (1 - s) * y0 / 2) / self.detection_prob(mu)
+        gain = self.detection_prob(mu)
+        if gain == 0:
+            return 0.5  # nothing is ever detected (vacuum, no dark counts): no information
+        return (a * p / 2 + b * (1 - p / 2) + (1 - s) * y0 / 2) / gain
 
 
 def fibre(distance_km: float) -> ChannelModel:

@@ -47,9 +47,8 @@ class SiftReply:
 
 @dataclass(frozen=True)
 class RevealRequest:
-    """Disclose bits. ``group`` names the set the positions index: ``"z"`` (Z-basis
-    detections, never key bits: Bob sends his, Alice answers with hers) or ``"key"``
-    (key bits Alice discloses during reconciliation; Bob sends none)."""
+    """Disclose the test basis: ``group`` ``"z"``, the positions index the Z-basis
+    detections (never key bits); Bob sends his bits, Alice answers with hers."""
 
     group: str
     positions: np.ndarray
@@ -121,16 +120,16 @@ class SyndromeReply:
 
 @dataclass(frozen=True)
 class VerifyRequest:
-    """Bob's universal-hash keys and tag of his corrected key, and the final length he
-    computed (so Alice sizes the privacy-amplification seed)."""
+    """Bob's universal-hash keys (fresh from his OS) and the final length he computed,
+    so Alice sizes the privacy-amplification seed. Bob keeps his own tag: he compares
+    it with hers (one way, so a peer cannot pass by echoing it)."""
 
     keys: tuple[int, ...]
-    tag: tuple[int, ...]
     final_bits: int
     seq: int = 0
 
     def wire_bits(self) -> int:
-        return FIELD_ELEMENT_BITS * (len(self.keys) + len(self.tag)) + INDEX_BITS
+        return FIELD_ELEMENT_BITS * len(self.keys) + INDEX_BITS
 
 
 @dataclass(frozen=True)

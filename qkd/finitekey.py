@@ -15,7 +15,9 @@ From the observed counts, with ``delta(n) = sqrt(n/2 · ln(21/eps_sec))`` (Hoeff
 - single-photon errors in Z (eq. 4): ``v_{Z,1} <= tau_1 (m+_{Z,mu2} - m-_{Z,mu3}) / (mu2 - mu3)``
 - phase error rate of the X single photons (eq. 5):
   ``phi_X <= v_{Z,1}/s_{Z,1} + gamma(eps_sec, v_{Z,1}/s_{Z,1}, s_{Z,1}, s_{X,1})`` with
-  ``gamma(a, b, c, d) = sqrt((c+d)(1-b) b / (c d ln 2) · log2((c+d) / (c d (1-b) b) · 21² / a²))``
+  ``gamma(a, b, c, d) = sqrt((c+d)(1-b) b / (c d ln 2) · log2((c+d) / (c d (1-b) b) · 21² / a²))``;
+  ``gamma`` approximates a hypergeometric tail and undershoots it when errors are few,
+  so :func:`phase_error_bound` also inverts the exact tail and keeps the larger bound
 - the key length (eq. 1):
   ``l = floor(s_{X,0} + s_{X,1} (1 - h(phi_X)) - lambda_EC - 6 log2(21/eps_sec) - log2(2/eps_cor))``.
 
@@ -27,7 +29,10 @@ error-correction transcript *and* the 256-bit on-chain commitment (DESIGN.md, st
 
 Where the paper leaves a corner open we take the conservative side: a negative vacuum
 bound counts as 0, the phase-error bound uses at least one single-photon error
-(``gamma`` is undefined at b = 0), and a bound at or above 1/2 gives no key.
+(``gamma`` is undefined at b = 0) and is never below the exact hypergeometric bound, and
+a bound at or above 1/2 gives no key. The paper's protocol has a fixed length; ours
+computes the length from the data, as the paper's own experiment did (a fully
+variable-length proof needs the newer treatment of Tupkary et al. 2024).
 """
 
 from __future__ import annotations
@@ -70,7 +75,8 @@ class Estimates:
     s_z0: float
     s_z1: float
     v_z1: float
-    phase_error: float  # phi_X upper bound, capped at 1/2
+    phase_error: float  # phi_X upper bound used for keys: max(paper's, exact), capped at 1/2
+    phase_error_lim: float  # the paper's eq. 5 alone, capped at 1/2
 
     def to_json(self) -> dict[str, float]:
         return {k: round(v, 6) for k, v in asdict(self).items()}
@@ -108,8 +114,9 @@ def gamma(a: float, b: float, c: float, d: float) -> float:
     return math.sqrt((c + d) * (1 - b) * b / (c * d * math.log(2)) * max(math.log2(inner), 0.0))
 
 
-def estimate(protocol: DecoyProtocol, counts: Counts, eps_sec: float) -> Estimates:
-    """Bounds on the vacuum and single-photon detections and the phase error rate.
+def estimate(protocol: DecoyProtocol, counts: Counts, eps_sec: float, exact: bool = True) -> Estimates:
+    """Bounds on the vacuum and single-photon detections and the phase error rate
+    (``exact=False`` skips the exact hypergeometric tail: for planning, never for keys).
 
     Raises:
         ConfigError: ``eps_sec`` outside (0, 1).
@@ -126,13 +133,55 @@ def estimate(protocol: DecoyProtocol, counts: Counts, eps_sec: float) -> Estimat
     m_plus_2 = math.exp(mu2) / p2 * (counts.m_z[1] + dm)
     m_minus_3 = math.exp(mu3) / p3 * (counts.m_z[2] - dm)
     v_z1 = protocol.tau(1) * (m_plus_2 - m_minus_3) / (mu2 - mu3)
-    phase = 0.5
-    if s_z1 >= 1 and s_x1 >= 1:
-        # At least one error: gamma needs b > 0, and more errors only raise the bound.
-        b = max(v_z1, 1.0) / s_z1
-        if b < 0.5:
-            phase = min(b + gamma(eps_sec, b, s_z1, s_x1), 0.5)
-    return Estimates(s_x0, s_x1, s_z0, s_z1, v_z1, phase)
+    return Estimates(
+        s_x0,
+        s_x1,
+        s_z0,
+        s_z1,
+        v_z1,
+        phase_error_bound(s_z1, s_x1, v_z1, eps_sec, exact=exact),
+        phase_error_bound(s_z1, s_x1, v_z1, eps_sec, exact=False),
+    )
+
+
+def phase_error_bound(s_z1: float, s_x1: float, v_z1: float, eps_sec: float, exact: bool = True) -> float:
+    """Upper bound on the X single-photon phase error rate (eq. 5), never below the
+    paper's and never merely approximate.
+
+    Lim's ``gamma`` comes from an approximation of the hypergeometric tail (their
+    Appendix B); with few errors it undershoots the true tail by orders of magnitude.
+    So we also invert the exact tail: of ``N = c + d`` single-photon events, the ``c`` in
+    Z are a random sample; ``K_max(k)`` is the largest total error count for which
+    seeing at most ``k`` errors in the sample still has probability above
+    ``eps_sec/21``; the X events then hold at most ``K_max(k) - k`` errors (``K_max(k) - k``
+    grows with ``k``, so the bound holds for any ``k`` at or above the true count).
+    ``c, d`` are the lower bounds rounded down and ``k`` the upper bound rounded up.
+    The larger of the two bounds is used (``exact=False``: the paper's alone), capped
+    at 1/2."""
+    if s_z1 < 1 or s_x1 < 1:
+        return 0.5
+    # At least one error: gamma needs b > 0, and more errors only raise the bound.
+    b = max(v_z1, 1.0) / s_z1
+    if b >= 0.5:
+        return 0.5
+    lim = b + gamma(eps_sec, b, s_z1, s_x1)
+    if not exact:
+        return min(lim, 0.5)
+    c, d, k = math.floor(s_z1), math.floor(s_x1), math.ceil(max(v_z1, 1.0))
+    return min(max(lim, _exact_rest_errors(c, d, k, eps_sec / EPS_SPLIT) / d), 0.5)
+
+
+def _exact_rest_errors(c: int, d: int, k: int, eps: float) -> int:
+    """``K_max(k) - k`` by bisection on the hypergeometric CDF (monotone in ``K``)."""
+    from scipy.stats import hypergeom
+
+    lo, hi = k, k + d  # P(X <= k | K = lo) is 1 > eps; find the last K keeping it > eps
+    if hypergeom.cdf(k, c + d, hi, c) > eps:
+        return d
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if hypergeom.cdf(k, c + d, mid, c) > eps else (lo, mid)
+    return lo - k
 
 
 @dataclass(frozen=True)
@@ -144,18 +193,20 @@ class KeyLength:
     eps_sec: float
     eps_cor: float
     verification_bits: float  # what the correctness check costs: at least log2(2/eps_cor)
+    paper: bool = False  # True: the paper's phase-error bound alone (for comparison)
 
     @property
     def secrecy_bits(self) -> float:
         return 6 * math.log2(EPS_SPLIT / self.eps_sec)
 
     @property
+    def phase_error(self) -> float:
+        return self.estimates.phase_error_lim if self.paper else self.estimates.phase_error
+
+    @property
     def phase_error_bits(self) -> float:
-        return (
-            self.estimates.s_x1 * binary_entropy(self.estimates.phase_error)
-            if self.estimates.phase_error < 0.5
-            else self.estimates.s_x1
-        )
+        phi = self.phase_error
+        return self.estimates.s_x1 * binary_entropy(phi) if phi < 0.5 else self.estimates.s_x1
 
     @property
     def bits(self) -> int:
@@ -190,14 +241,16 @@ class KeyLength:
 def lim_key_length(
     protocol: DecoyProtocol, counts: Counts, public_bits: float, eps_sec: float, eps_cor: float
 ) -> KeyLength:
-    """The paper's length for ``counts`` when ``public_bits`` leaked in reconciliation.
+    """The paper's length for ``counts`` when ``public_bits`` leaked in reconciliation
+    (its eq. 5 as written; sessions use the stricter :func:`phase_error_bound`).
 
     Raises:
         ConfigError: an epsilon outside (0, 1).
     """
     if not 0 < eps_cor < 1:
         raise ConfigError("eps_cor must be in (0, 1)")
-    return KeyLength(estimate(protocol, counts, eps_sec), public_bits, eps_sec, eps_cor, math.log2(2 / eps_cor))
+    estimates = estimate(protocol, counts, eps_sec, exact=False)
+    return KeyLength(estimates, public_bits, eps_sec, eps_cor, math.log2(2 / eps_cor), True)
 
 
 # --- Expected counts: sizing sessions and drawing the bound against distance ---------
@@ -235,18 +288,24 @@ def expected_key_length(
     (the on-chain commitment) public."""
     counts, e_x = expected_counts(channel, protocol, pulses)
     leak = efficiency * sum(counts.n_x) * binary_entropy(e_x) + extra_public_bits
-    return lim_key_length(protocol, counts, leak, eps_sec, eps_cor).bits
+    return lim_key_length(protocol, counts, leak, eps_sec, eps_cor).bits  # the paper's bound: a plan
 
 
 def asymptotic_rate(channel: ChannelModel, protocol: DecoyProtocol, efficiency: float = 1.15) -> float:
     """Bits per pulse of the same bound as N grows without limit (fluctuations vanish)."""
     pulses = 1e18
     counts, e_x = expected_counts(channel, protocol, pulses)
-    est = estimate(protocol, counts, 1 - 1e-12)  # ln(21/eps) stays finite: negligible at 1e18
-    b = est.v_z1 / est.s_z1 if est.s_z1 > 0 else 0.5
-    if est.s_x1 <= 0 or b >= 0.5:
+    eps = 1 - 1e-12  # ln(21/eps) stays finite: the deviations vanish next to 1e18
+    s_x0 = _vacuum(protocol, counts.n_x, eps)
+    s_x1 = _single(protocol, counts.n_x, s_x0, eps)
+    s_z1 = _single(protocol, counts.n_z, _vacuum(protocol, counts.n_z, eps), eps)
+    _, mu2, mu3 = protocol.intensities
+    _, p2, p3 = protocol.probabilities
+    v_z1 = protocol.tau(1) * (math.exp(mu2) / p2 * counts.m_z[1] - math.exp(mu3) / p3 * counts.m_z[2]) / (mu2 - mu3)
+    b = v_z1 / s_z1 if s_z1 > 0 else 0.5
+    if s_x1 <= 0 or b >= 0.5:
         return 0.0
-    rate = est.s_x0 + est.s_x1 * (1 - binary_entropy(max(b, 0.0))) - efficiency * sum(counts.n_x) * binary_entropy(e_x)
+    rate = s_x0 + s_x1 * (1 - binary_entropy(max(b, 0.0))) - efficiency * sum(counts.n_x) * binary_entropy(e_x)
     return max(rate / pulses, 0.0)
 
 

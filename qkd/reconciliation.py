@@ -134,7 +134,8 @@ class LdpcReconciler:
             rounds += 1
             if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), code.m):
                 raise ProtocolViolation("malformed_message", "syndrome reply of the wrong shape")
-            leaked += int(reply.syndromes.size)
+            # A retry also tells Alice which frames failed: one bit per frame.
+            leaked += int(reply.syndromes.size) + (frames if part else 0)
             still: list[int] = []
             for f, syndrome in zip(pending, reply.syndromes.astype(np.uint8) & 1, strict=True):
                 if part:

@@ -143,7 +143,11 @@ class SessionRecord:
 
 
 class AliceEndpoint:
-    """Alice's side of post-processing; she holds only her own data about the clicks."""
+    """Alice's side of post-processing, a state machine over the stages
+    ``sift -> estimate -> reconcile -> verify``: she holds only her own data about the
+    clicks, counts every bit she discloses herself, computes the key length the bound
+    allows from what she saw, and refuses a request out of turn, malformed, or asking
+    for a longer key than her own bound."""
 
     def __init__(
         self,
@@ -151,6 +155,8 @@ class AliceEndpoint:
         bases: np.ndarray,
         intensity: np.ndarray,
         session_id: bytes,
+        protocol: DecoyProtocol | None = None,
+        eps_sec: float = 1e-10,
         eps_cor: float = 1e-15,
         entropy: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
@@ -158,72 +164,124 @@ class AliceEndpoint:
         self._bases = bases
         self._intensity = intensity
         self._session_id = session_id
+        self._protocol = protocol or DecoyProtocol()
+        self._eps_sec = eps_sec
         self._eps_cor = eps_cor
         self._entropy = entropy
         self._seq = 0
+        self._stage = "sift"
+        self._x = np.zeros(0, dtype=bool)
         self._z = np.zeros(0, dtype=np.int64)
+        self._counts: Counts | None = None
+        self.disclosed_bits = 0  # error-correction bits she sent (syndromes, parities, feedback)
         self.key: np.ndarray = np.zeros(0, dtype=np.uint8)
-        self.verified = False
 
     def handle(self, request: Request) -> Reply:
         """Answer one request.
 
         Raises:
-            ProtocolViolation: out-of-order (replayed) or malformed request.
+            ProtocolViolation: ``replayed_message`` (a sequence number out of order),
+                ``out_of_order`` (a stage out of turn), ``malformed_message``, or
+                ``excessive_length`` (a final length above her own bound).
         """
         if request.seq != self._seq + 1:
             raise ProtocolViolation("replayed_message", f"request {request.seq} where {self._seq + 1} was due")
         self._seq += 1
-        reply = self._answer(request)
+        try:
+            reply = self._answer(request)
+        except ProtocolViolation:
+            self._stage = "failed"  # the session is over for her too: no key from it
+            raise
         return replace(reply, seq=request.seq)
+
+    def _expect(self, *stages: str) -> None:
+        if self._stage not in stages:
+            raise ProtocolViolation("out_of_order", f"request out of turn at stage {self._stage!r}")
 
     def _answer(self, request: Request) -> Reply:
         if isinstance(request, SiftRequest):
+            self._expect("sift")
             if request.bases.shape != self._bases.shape:
                 raise ProtocolViolation("malformed_message", "one basis per click expected")
-            x = (self._bases == X) & (request.bases == X)
+            self._x = (self._bases == X) & (request.bases == X)
             self._z = np.flatnonzero((self._bases == Z) & (request.bases == Z))
-            self.key = self._bits[x].copy()
+            self.key = self._bits[self._x].copy()
+            self._stage = "estimate"
             return SiftReply(self._bases.copy(), self._intensity.copy())
         if isinstance(request, RevealRequest):
-            pool = self._bits[self._z] if request.group == "z" else self.key if request.group == "key" else None
-            if pool is None or not _valid_positions(request.positions, pool.size):
-                raise ProtocolViolation("malformed_message", f"bad reveal of group {request.group!r}")
-            return RevealReply(pool[request.positions].copy())
+            self._expect("estimate")
+            if request.group != "z" or not np.array_equal(request.positions, np.arange(self._z.size)):
+                raise ProtocolViolation("malformed_message", "the test basis is disclosed whole, once")
+            if request.bits.shape != self._z.shape:
+                raise ProtocolViolation("malformed_message", "one bit per test-basis detection expected")
+            mine = self._bits[self._z]
+            wrong = np.zeros(self._bits.size, dtype=bool)
+            wrong[self._z] = mine != (request.bits & 1)
+            z_mask = np.zeros(self._bits.size, dtype=bool)
+            z_mask[self._z] = True
+            labels = self._intensity.astype(np.int64)
+            self._counts = Counts(
+                _per_intensity(self._x, labels), _per_intensity(z_mask, labels), _per_intensity(wrong, labels)
+            )
+            self._stage = "reconcile"
+            return RevealReply(mine.copy())
         if isinstance(request, ParityRequest):
+            self._expect("reconcile")
             if not all(_valid_positions(s, self.key.size) for s in request.index_sets):
                 raise ProtocolViolation("malformed_message", "parity index out of range")
+            self.disclosed_bits += len(request.index_sets)
             return ParityReply(np.array([int(self.key[s].sum()) & 1 for s in request.index_sets], dtype=np.uint8))
         if isinstance(request, SyndromeRequest):
-            total = request.frames * request.frame_bits
-            ids = request.frame_ids or tuple(range(request.frames))
-            if not (request.frames >= 1 and total >= self.key.size > total - request.frame_bits):
-                raise ProtocolViolation("malformed_message", "frames do not cover the key")
-            if not all(0 <= f < request.frames for f in ids) or request.part < 0:
-                raise ProtocolViolation("malformed_message", "frame or part out of range")
-            try:
-                code = make_code(request.frame_bits, request.rows, request.code_seed)
-                if request.part:
-                    code = extension(code, request.extra_rows, request.part)
-            except ConfigError as exc:
-                raise ProtocolViolation("malformed_message", str(exc)) from exc
-            word = np.concatenate([self.key, np.zeros(total - self.key.size, np.uint8)]).reshape(request.frames, -1)
-            return SyndromeReply(np.stack([code.syndrome(word[f]) for f in ids]))
+            self._expect("reconcile")
+            return self._syndromes(request)
         if isinstance(request, VerifyRequest):
-            n = self.key.size
-            if len(request.keys) < UniversalHash.evaluations(n, self._eps_cor) or len(request.tag) != len(request.keys):
-                raise ProtocolViolation("malformed_message", "too few hash keys for the agreed eps_cor")
-            if not 1 <= request.final_bits <= n:
-                raise ProtocolViolation("malformed_message", f"final length {request.final_bits} outside [1, {n}]")
-            try:
-                mine = UniversalHash(request.keys, n).tag(self.key)
-            except ConfigError as exc:
-                raise ProtocolViolation("malformed_message", str(exc)) from exc
-            self.verified = mine == request.tag
-            need = n + request.final_bits - 1
-            seed = np.unpackbits(np.frombuffer(self._entropy((need + 7) // 8), dtype=np.uint8))[:need]
-            return VerifyReply(mine, seed)
+            self._expect("reconcile")
+            self._stage = "done"
+            return self._verify(request)
         raise ProtocolViolation("malformed_message", f"unexpected request {type(request).__name__}")
+
+    def _syndromes(self, request: SyndromeRequest) -> SyndromeReply:
+        total = request.frames * request.frame_bits
+        ids = request.frame_ids or tuple(range(request.frames))
+        if not (request.frames >= 1 and total >= self.key.size > total - request.frame_bits):
+            raise ProtocolViolation("malformed_message", "frames do not cover the key")
+        if not all(0 <= f < request.frames for f in ids) or len(set(ids)) != len(ids) or request.part < 0:
+            raise ProtocolViolation("malformed_message", "frame or part out of range")
+        try:
+            code = make_code(request.frame_bits, request.rows, request.code_seed)
+            if request.part:
+                code = extension(code, request.extra_rows, request.part)
+        except ConfigError as exc:
+            raise ProtocolViolation("malformed_message", str(exc)) from exc
+        word = np.concatenate([self.key, np.zeros(total - self.key.size, np.uint8)]).reshape(request.frames, -1)
+        syndromes = np.stack([code.syndrome(word[f]) for f in ids])
+        # A retry also tells which frames failed: one bit per frame, counted as disclosed.
+        self.disclosed_bits += int(syndromes.size) + (request.frames if request.part else 0)
+        return SyndromeReply(syndromes)
+
+    def _verify(self, request: VerifyRequest) -> VerifyReply:
+        n = self.key.size
+        keys = request.keys
+        if len(keys) < UniversalHash.evaluations(n, self._eps_cor) or len(set(keys)) != len(keys):
+            raise ProtocolViolation("malformed_message", "too few or repeated hash keys for the agreed eps_cor")
+        try:
+            uhf = UniversalHash(keys, n)
+            mine = uhf.tag(self.key)
+        except ConfigError as exc:
+            raise ProtocolViolation("malformed_message", str(exc)) from exc
+        assert self._counts is not None
+        own = KeyLength(
+            estimate(self._protocol, self._counts, self._eps_sec),
+            self.disclosed_bits + COMMITMENT_BITS,
+            self._eps_sec,
+            uhf.eps_cor,
+            uhf.tag_bits,
+        ).bits
+        if not 1 <= request.final_bits <= own:
+            raise ProtocolViolation("excessive_length", f"final length {request.final_bits}, her bound allows {own}")
+        need = n + request.final_bits - 1
+        seed = np.unpackbits(np.frombuffer(self._entropy((need + 7) // 8), dtype=np.uint8))[:need]
+        return VerifyReply(mine, seed)
 
 
 def _valid_positions(positions: np.ndarray, size: int) -> bool:
@@ -332,7 +390,15 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
     with stages.stage("quantum"):
         simulate = transmit if config.simulation == "clicks" else transmit_pulses
         clicks: Clicks = simulate(pulses, config.channel, config.protocol, config.eve, rng)
-    alice = AliceEndpoint(clicks.alice_bits, clicks.alice_bases, clicks.intensity, session_id, config.eps_cor)
+    alice = AliceEndpoint(
+        clicks.alice_bits,
+        clicks.alice_bases,
+        clicks.intensity,
+        session_id,
+        config.protocol,
+        config.eps_sec,
+        config.eps_cor,
+    )
     dialogue = _Dialogue(channel or InMemoryChannel(alice))
     rec["detections"] = clicks.detections
     try:
@@ -400,7 +466,7 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
 
         uhf = UniversalHash.fresh(n, config.eps_cor)
         budget = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, uhf.tag_bits)
-        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, 0.0)
+        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, 0.0, paper=True)
         rec.update(
             eps_cor=uhf.eps_cor,
             verification_bits=uhf.tag_bits,
@@ -412,7 +478,8 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
             raise abort("key_length_not_positive", f"the bound leaves {budget.bits} bits: {budget.terms()}")
 
         with stages.stage("verification"):
-            verify = dialogue.expect(VerifyRequest(uhf.keys, uhf.tag(bob), budget.bits), VerifyReply)
+            # One way: Bob keeps his tag and compares it with Alice's.
+            verify = dialogue.expect(VerifyRequest(uhf.keys, budget.bits), VerifyReply)
             if len(verify.tag) != len(uhf.keys):
                 raise ProtocolViolation("malformed_message", "verification tag of the wrong length")
             if verify.toeplitz_seed.shape != (n + budget.bits - 1,):

@@ -3,10 +3,10 @@
 Verification proves correctness: Bob draws a fresh key ``r`` from the operating
 system's randomness, both sides evaluate the polynomial hash
 ``h_r(x) = Σ_i x_i r^(d-i) mod p`` over the prime field ``p = 2^61 - 1`` with the
-block cut into ``d`` words of 60 bits, and compare. Two different blocks of ``d``
-words collide for at most ``d - 1`` of the ``p`` keys (a non-zero polynomial of
-degree ``d - 1`` has that many roots), so one evaluation fails with probability
-``<= d/p``; ``t`` evaluations with independent keys fail with ``(d/p)^t``: that is
+block cut into 60-bit words and its length appended (``d`` words in all), and compare.
+Two different blocks collide for at most ``d - 1`` of the ``p - 1`` keys (a non-zero
+polynomial of degree ``d - 1`` has that many roots), so one evaluation fails with
+probability ``<= d/p``; ``t`` distinct independent keys fail with ``(d/p)^t``: that is
 ``eps_cor``, provably, and the ``61·t`` tag bits are charged to the leakage budget.
 
 The commitment is ``keccak256(session_id || block)``, the hash both sides put on chain
@@ -42,9 +42,11 @@ def _words(block: np.ndarray) -> list[int]:
 
 
 def polynomial_hash(block: np.ndarray, key: int) -> int:
-    """``Σ_i x_i key^(d-i) mod p`` over the 60-bit words ``x_i`` of ``block`` (Horner)."""
+    """``Σ_i x_i key^(d-i) mod p`` over the 60-bit words ``x_i`` of ``block`` followed by
+    its length in bits as a last word (so blocks of different lengths do not collide
+    through leading zeros), by Horner's rule."""
     acc = 0
-    for word in _words(block):
+    for word in [*_words(block), int(block.size)]:
         acc = (acc * key + word) % PRIME
     return acc
 
@@ -70,7 +72,7 @@ class UniversalHash:
 
     @staticmethod
     def collision_per_key(block_bits: int) -> float:
-        return max(1, -(-block_bits // WORD_BITS)) / PRIME
+        return (max(1, -(-block_bits // WORD_BITS)) + 1) / PRIME  # d words and the length
 
     @classmethod
     def fresh(cls, block_bits: int, eps_cor: float) -> UniversalHash:

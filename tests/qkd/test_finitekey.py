@@ -27,6 +27,7 @@ from qkd.finitekey import (
     expected_key_length,
     infinite_decoy_rate,
     lim_key_length,
+    phase_error_bound,
     pulses_for,
 )
 
@@ -215,3 +216,21 @@ def test_errors() -> None:
     with pytest.raises(SessionAborted):
         nothing.require_positive()
     assert np.isfinite(nothing.bits)
+
+
+@pytest.mark.parametrize(("c", "d", "k"), [(4440, 10000, 1), (4440, 10000, 3), (4440, 10000, 10), (4640, 13978, 433)])
+def test_phase_error_bound_is_rigorous_where_the_papers_gamma_is_not(c: int, d: int, k: int) -> None:
+    """Of c + d single photons the c in Z are a random sample. One more X error than
+    the bound allows must make seeing at most k errors in Z rarer than eps_sec/21, by
+    the exact hypergeometric tail (computed here, not through the module)."""
+    from scipy.stats import hypergeom
+
+    eps = 1e-10
+    bound = phase_error_bound(c, d, k, eps)
+    assert bound >= phase_error_bound(c, d, k, eps, exact=False)  # never below the paper's
+    above = k + round(bound * d) + 1  # total errors with one X error too many
+    assert hypergeom.cdf(k, c + d, above, c) <= eps / 21
+    if k <= 10:
+        # The paper's gamma (Appendix B approximates this tail) undershoots it here.
+        lim = phase_error_bound(c, d, k, eps, exact=False)
+        assert hypergeom.cdf(k, c + d, k + round(lim * d) + 1, c) > eps / 21

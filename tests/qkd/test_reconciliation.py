@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkd.classical import Reply, Request, SiftRequest, SyndromeReply
+from qkd.classical import Reply, Request, RevealRequest, SiftRequest, SyndromeReply
 from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
 from qkd.ldpc import channel_llr, decode, extension, make_code
@@ -25,8 +25,9 @@ class _Alice:
     def __init__(self, key: np.ndarray, tamper: bool = False) -> None:
         n = key.size
         self.endpoint = AliceEndpoint(key, np.zeros(n, np.uint8), np.zeros(n, np.uint8), bytes(32))
-        self.endpoint.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
-        self.seq = 1
+        self.endpoint.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))  # every bit in the key basis
+        self.endpoint.handle(RevealRequest("z", np.arange(0), np.zeros(0, np.uint8), seq=2))
+        self.seq = 2
         self.tamper = tamper
 
     def ask(self, request: Request) -> Reply:
@@ -99,7 +100,9 @@ def test_leak_counts_every_syndrome_bit() -> None:
         return reply
 
     res = LdpcReconciler().run(b, ask, 0.03, seed=1)
-    assert res.leaked_bits == sum(sent) and len(sent) == res.round_trips
+    retries = len(sent) - 1  # each retry also reveals which of the frames failed: one bit each
+    assert res.leaked_bits == sum(sent) + retries * res.detail["frames"] == alice.endpoint.disclosed_bits
+    assert len(sent) == res.round_trips
 
 
 def test_lying_syndromes_never_give_alices_key() -> None:
@@ -148,9 +151,10 @@ def test_universal_hash() -> None:
 
 @settings(max_examples=50, deadline=None)
 @given(bits=st.lists(st.integers(0, 1), min_size=1, max_size=400), key=st.integers(1, PRIME - 1))
-def test_polynomial_hash_is_horner_of_the_words(bits: list[int], key: int) -> None:
+def test_polynomial_hash_is_horner_of_the_words_and_the_length(bits: list[int], key: int) -> None:
     block = np.array(bits, dtype=np.uint8)
     padded = bits + [0] * ((-len(bits)) % WORD_BITS)
     words = [int("".join(map(str, padded[i : i + WORD_BITS])), 2) for i in range(0, len(padded), WORD_BITS)]
+    words.append(len(bits))  # the length closes the message
     d = len(words)
     assert polynomial_hash(block, key) == sum(w * pow(key, d - 1 - i, PRIME) for i, w in enumerate(words)) % PRIME

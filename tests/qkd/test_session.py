@@ -201,7 +201,7 @@ def test_wrong_parities_abort_cascade(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def lie(_: _Tamper, reply: ParityReply) -> Reply:
         calls["n"] += 1
-        if calls["n"] % 7 == 0:
+        if calls["n"] % 2 == 0:
             parities = reply.parities.copy()
             parities[0] ^= 1
             return replace(reply, parities=parities)
@@ -213,18 +213,49 @@ def test_wrong_parities_abort_cascade(monkeypatch: pytest.MonkeyPatch) -> None:
     assert exc.value.reason in ("reconciliation_failed", "verification_failed")
 
 
-def test_alice_refuses_replayed_and_malformed_requests() -> None:
+def _reason(alice: AliceEndpoint, request: Request) -> str:
+    with pytest.raises(ProtocolViolation) as exc:
+        alice.handle(request)
+    return exc.value.reason
+
+
+def _alice_at_reconcile(n: int = 4_000) -> AliceEndpoint:
+    rng = np.random.default_rng(3)
+    bases = (rng.random(n) < 0.3).astype(np.uint8)
+    bits = rng.integers(0, 2, n, dtype=np.uint8)
+    alice = AliceEndpoint(bits, bases, rng.integers(0, 3, n).astype(np.uint8), SID)
+    alice.handle(SiftRequest(bases, seq=1))
+    z = np.flatnonzero(bases == 1)
+    alice.handle(RevealRequest("z", np.arange(z.size), bits[z], seq=2))
+    return alice
+
+
+def test_alice_is_a_state_machine_that_refuses_what_is_out_of_turn() -> None:
     n = 100
     alice = AliceEndpoint(np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint8), SID)
+    assert _reason(alice, VerifyRequest((5,), 1, seq=1)) == "out_of_order"  # nothing before sifting
+    assert _reason(alice, SiftRequest(np.zeros(n, np.uint8), seq=2)) == "out_of_order"  # a failed session stays over
+    alice = AliceEndpoint(np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint8), SID)
     alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
-    with pytest.raises(ProtocolViolation) as exc:
-        alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
-    assert exc.value.reason == "replayed_message"
-    with pytest.raises(ProtocolViolation) as exc:
-        alice.handle(VerifyRequest((5,), (0,), 10**6, seq=2))  # longer than the key
-    assert exc.value.reason == "malformed_message"
-    with pytest.raises(ProtocolViolation):
-        alice.handle(ParityRequest((np.array([n + 5]),), seq=3))
+    assert _reason(alice, SiftRequest(np.zeros(n, np.uint8), seq=1)) == "replayed_message"
+    alice = AliceEndpoint(np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint8), SID)
+    alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
+    assert _reason(alice, SiftRequest(np.zeros(n, np.uint8), seq=2)) == "out_of_order"  # sifting happens once
+    alice = AliceEndpoint(np.zeros(n, np.uint8), np.zeros(n, np.uint8), np.zeros(n, np.uint8), SID)
+    alice.handle(SiftRequest(np.zeros(n, np.uint8), seq=1))
+    # Only the test basis, whole, is ever disclosed: never key bits.
+    assert _reason(alice, RevealRequest("key", np.arange(3), np.zeros(0, np.uint8), seq=2)) == "malformed_message"
+    assert _reason(_alice_at_reconcile(), ParityRequest((np.array([10**6]),), seq=3)) == "malformed_message"
+    assert _reason(_alice_at_reconcile(), VerifyRequest((5, 5), 10, seq=3)) == "malformed_message"  # repeated keys
+    # Her own bound, from the counts she saw and the bits she disclosed, caps the length
+    # Bob may ask for: the whole key is never allowed (the commitment alone leaks 256 bits).
+    alice = _alice_at_reconcile()
+    assert _reason(alice, VerifyRequest((5, 7), int(alice.key.size), seq=3)) == "excessive_length"
+
+
+def test_the_verify_request_carries_no_tag() -> None:
+    # One-way verification: a peer that only echoes what it receives cannot pass.
+    assert "tag" not in VerifyRequest.__dataclass_fields__
 
 
 def test_bad_config() -> None:
