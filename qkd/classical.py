@@ -91,17 +91,19 @@ class ParityReply:
 
 @dataclass(frozen=True)
 class SyndromeRequest:
-    """Bob asks for syndromes of Alice's key, cut into ``frames`` frames of ``frame_bits``
-    (zero-padded at the end), under the public code ``(frame_bits, rows, code_seed)``
-    (``part`` 0) or under its ``part``-th extension of ``extra_rows`` checks, for the
-    frames ``frame_ids`` (all when empty)."""
+    """Bob asks for syndrome bits of Alice's key, cut into ``frames`` frames of
+    ``frame_bits`` (zero-padded at the end), under the public mother code
+    ``(frame_bits, rows, code_seed)``, for the frames ``frame_ids`` (all when empty).
+    The first request (``split_to`` < 0) asks for the code with the first ``merged``
+    pairs of rows merged; a retry asks for the first row of each pair in
+    ``[split_to, merged)``, splitting them again."""
 
     frame_bits: int
     rows: int
     code_seed: int
     frames: int
-    part: int = 0
-    extra_rows: int = 0
+    merged: int
+    split_to: int = -1
     frame_ids: tuple[int, ...] = ()
     seq: int = 0
 

@@ -5,9 +5,10 @@ Two reconcilers behind one interface; each counts every bit it discloses.
 - :class:`LdpcReconciler` (the default): one-way syndrome reconciliation, blind and
   rate-adaptive. Bob asks for the syndromes of every frame under a code sized for
   ``f_start · h(Q)`` (one round trip), decodes with belief propagation, and for a frame
-  that does not decode asks for the syndrome under ``steps[i] · h(Q) · n`` further
-  checks (incremental redundancy; one round trip per retry for all failed frames),
-  resuming belief propagation where it stopped. Leak = every syndrome bit sent.
+  that does not decode asks for ``steps[i] · h(Q) · n`` further checks: the code is
+  rate compatible by check merging (:func:`qkd.ldpc.stage`), so each further bit splits
+  a merged check and the code stays a good LDPC code (one round trip per retry for all
+  failed frames). Leak = every syndrome bit sent, plus one bit per frame per retry.
 - :class:`CascadeReconciler`: interactive Cascade; few leaked bits at low QBER, but one
   round trip per parity question.
 """
@@ -32,7 +33,7 @@ from qkd.classical import (
 )
 from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
-from qkd.ldpc import LLR_CLIP, LdpcCode, channel_llr, decode, extension, make_code
+from qkd.ldpc import LLR_CLIP, channel_llr, decode, stage
 
 Ask = Callable[[Request], Reply]
 FRAME_MAX_BITS = 1 << 16
@@ -92,14 +93,14 @@ class CascadeReconciler:
 
 @dataclass(frozen=True)
 class LdpcReconciler:
-    f_start: float = 1.05
+    f_start: float = 1.08
     # Each retry's extra checks in units of h(Q)·n: fine steps where frames usually
     # decode, a large last one so that a frame almost never fails outright.
-    steps: tuple[float, ...] = (0.04, 0.05, 0.08, 0.2)
+    steps: tuple[float, ...] = (0.04, 0.05, 0.08, 0.15)
     max_iterations: int = 100
-    stall: int = 20
+    stall: int = 10
     name: str = "ldpc"
-    planning_efficiency: float = 1.35
+    planning_efficiency: float = 1.3
 
     def __post_init__(self) -> None:
         if self.f_start < 1 or any(s <= 0 for s in self.steps):
@@ -112,38 +113,59 @@ class LdpcReconciler:
         q = min(max(error_rate, 1e-3), 0.2)
         frames = -(-n // FRAME_MAX_BITS)
         frame_bits = -(-n // frames)
-        rows = min(math.ceil(self.f_start * binary_entropy(q) * frame_bits), frame_bits - 1)
-        base = make_code(frame_bits, rows, seed)
+        # The mother code holds the checks of the last retry; each earlier step merges
+        # pairs of its rows. merged[s] pairs are merged at step s (0 after the last).
+        targets = np.cumsum([self.f_start, *self.steps]) * binary_entropy(q) * frame_bits
+        rows = min(math.ceil(targets[-1]), frame_bits - 1)
+        merged = [max(rows - min(math.ceil(t), rows), 0) for t in targets]
+        merged = [min(k, rows // 2) for k in merged]
         pad = frames * frame_bits - n
         word = np.concatenate([bob.astype(np.uint8), np.zeros(pad, np.uint8)]).reshape(frames, frame_bits)
         llr = channel_llr(word, q)
         llr[-1, frame_bits - pad :] = LLR_CLIP  # the padding is public zeros
-        codes: list[list[LdpcCode]] = [[base] for _ in range(frames)]
-        syndromes: list[list[np.ndarray]] = [[] for _ in range(frames)]
-        state: list[list[np.ndarray]] = [[] for _ in range(frames)]
+        # Bob's knowledge of each frame's mother syndrome: the pair sums and single rows.
+        pair_sum = np.zeros((frames, rows // 2), dtype=np.uint8)
+        single = np.zeros((frames, rows), dtype=np.uint8)
         out = word.copy()
         pending = list(range(frames))
-        leaked = 0
-        rounds = 0
-        iterations = 0
-        for part in range(len(self.steps) + 1):
-            extra = max(1, math.ceil(self.steps[part - 1] * binary_entropy(q) * frame_bits)) if part else 0
-            code = base if part == 0 else extension(base, extra, part)
-            request = SyndromeRequest(frame_bits, rows, seed, frames, part, extra, tuple(pending))
+        leaked = rounds = iterations = 0
+        for step, k in enumerate(merged):
+            if step and k == merged[step - 1]:
+                continue  # nothing left to split at this step
+            first = step == 0
+            request = SyndromeRequest(
+                frame_bits,
+                rows,
+                seed,
+                frames,
+                merged[0] if first else merged[step - 1],
+                -1 if first else k,
+                tuple(pending),
+            )
             reply = ask(request)
             rounds += 1
-            if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), code.m):
+            expect = rows - merged[0] if first else merged[step - 1] - k
+            if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), expect):
                 raise ProtocolViolation("malformed_message", "syndrome reply of the wrong shape")
             # A retry also tells Alice which frames failed: one bit per frame.
-            leaked += int(reply.syndromes.size) + (frames if part else 0)
+            leaked += int(reply.syndromes.size) + (0 if first else frames)
+            bits = reply.syndromes.astype(np.uint8) & 1
+            for row, f in enumerate(pending):
+                if first:
+                    pair_sum[f, : merged[0]] = bits[row, : merged[0]]
+                    single[f, 2 * merged[0] :] = bits[row, merged[0] :]
+                else:
+                    lo, hi = k, merged[step - 1]
+                    single[f, 2 * lo : 2 * hi : 2] = bits[row]
+                    single[f, 2 * lo + 1 : 2 * hi : 2] = bits[row] ^ pair_sum[f, lo:hi]
+            code = stage(frame_bits, rows, seed, k)
             still: list[int] = []
-            for f, syndrome in zip(pending, reply.syndromes.astype(np.uint8) & 1, strict=True):
-                if part:
-                    codes[f].append(code)
-                syndromes[f].append(syndrome)
-                decoded = decode(codes[f], syndromes[f], llr[f], self.max_iterations, self.stall, resume=state[f])
+            for f in pending:
+                syndromes = [pair_sum[f, :k]] if k else []
+                if code.single is not None:
+                    syndromes.append(single[f, 2 * k :])
+                decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall)
                 iterations += decoded.iterations
-                state[f] = decoded.messages
                 if decoded.converged:
                     out[f] = decoded.bits
                 else:
@@ -160,7 +182,7 @@ class LdpcReconciler:
             leaked,
             rounds,
             self.name,
-            {"frames": frames, "frame_bits": frame_bits, "base_rows": rows, "iterations": iterations},
+            {"frames": frames, "frame_bits": frame_bits, "mother_rows": rows, "iterations": iterations},
         )
 
 
