@@ -103,9 +103,13 @@ class Clicks:
         return int(self.intensity.size)
 
 
-def _check(pulses: int) -> None:
+def _settle(
+    pulses: int, protocol: DecoyProtocol | None, eve: EveConfig | None, rng: np.random.Generator | None
+) -> tuple[DecoyProtocol, EveConfig, np.random.Generator]:
+    """Check ``pulses`` and fill in the defaults of both simulators."""
     if pulses <= 0:
         raise ConfigError("pulses must be positive")
+    return protocol or DecoyProtocol(), eve or EveConfig(), rng or np.random.default_rng()
 
 
 def _poisson_pmf(mu: float) -> np.ndarray:
@@ -187,10 +191,7 @@ def transmit(
     Raises:
         ConfigError: ``pulses`` is not positive.
     """
-    _check(pulses)
-    protocol = protocol or DecoyProtocol()
-    eve = eve or EveConfig()
-    rng = rng or np.random.default_rng()
+    protocol, eve, rng = _settle(pulses, protocol, eve, rng)
     f = eve.attacked_share
     y0 = 1 - (1 - channel.dark_count_prob) ** 2
     sent = rng.multinomial(pulses, protocol.probabilities)
@@ -268,10 +269,7 @@ def transmit_pulses(
     Raises:
         ConfigError: ``pulses`` is not positive.
     """
-    _check(pulses)
-    protocol = protocol or DecoyProtocol()
-    eve = eve or EveConfig()
-    rng = rng or np.random.default_rng()
+    protocol, eve, rng = _settle(pulses, protocol, eve, rng)
     n = pulses
     alice_bits = _random_bits(rng, n)
     alice_bases = _bases(rng, n, protocol.p_x)
