@@ -204,6 +204,7 @@ class Decoded:
     bits: np.ndarray
     converged: bool
     iterations: int
+    messages: list[np.ndarray]  # check-to-variable messages per block, to start a retry from
 
 
 def _phi(x: np.ndarray) -> np.ndarray:
@@ -267,6 +268,7 @@ def decode(
     max_iterations: int = 60,
     stall: int = 12,
     layers: int = 4,
+    start: Sequence[np.ndarray | None] = (),
 ) -> Decoded:
     """Sum-product decoding of the word whose syndromes under ``codes`` (one parity-check
     matrix split in blocks of equal row weight) are ``syndromes``, given the channel
@@ -280,36 +282,44 @@ def decode(
     Decoding stops when the hard decision satisfies every syndrome, after
     ``max_iterations``, or when the number of unsatisfied checks has not improved for
     ``stall`` iterations. ``converged`` may still be the wrong word: the caller's
-    verification hash decides."""
+    verification hash decides. ``start`` gives, per block, check-to-variable messages
+    to begin from (a retry keeps those of the checks it had before; any start is a
+    valid belief-propagation state, only the schedule differs)."""
     n = codes[0].n
     total = np.append(np.clip(llr, -LLR_CLIP, LLR_CLIP), LLR_CLIP).astype(np.float64)  # [n]: the padding
+    messages = []
+    for b, code in enumerate(codes):
+        given = start[b] if b < len(start) else None
+        msg = np.zeros(code.checks.shape, np.float32) if given is None else given.astype(np.float32).copy()
+        total += np.bincount(code.checks.ravel(), weights=msg.ravel(), minlength=n + 1)
+        messages.append(msg)
+    total[n] = LLR_CLIP
     groups = []
-    for code, syndrome in zip(codes, syndromes, strict=True):
+    for code, syndrome, msg in zip(codes, syndromes, messages, strict=True):
         bounds = np.linspace(0, code.m, min(layers, code.m) + 1).astype(int)
         for lo, hi in itertools.pairwise(bounds):
             if hi > lo:
                 checks = code.checks[lo:hi]
-                groups.append((checks, checks.ravel(), syndrome[lo:hi].astype(bool)[:, None]))
-    c2v = [np.zeros(g[0].shape, dtype=np.float32) for g in groups]
+                groups.append((checks, checks.ravel(), syndrome[lo:hi].astype(bool)[:, None], msg[lo:hi]))
     hard = (total[:n] < 0).astype(np.uint8)
     best, since = 1 << 62, 0
     for it in range(1, max_iterations + 1):
-        for index, (checks, flat, syn) in enumerate(groups):
-            v = (total[checks] - c2v[index]).astype(np.float32)
+        for checks, flat, syn, old in groups:
+            v = (total[checks] - old).astype(np.float32)
             neg = v < 0
             phi = _phi(np.abs(v))
             mag = _phi(phi.sum(axis=1, keepdims=True) - phi)
             flip = np.logical_xor.reduce(neg, axis=1, keepdims=True) ^ syn ^ neg
             msg = np.where(flip, -mag, mag)
-            total += np.bincount(flat, weights=(msg - c2v[index]).ravel(), minlength=n + 1)
+            total += np.bincount(flat, weights=(msg - old).ravel(), minlength=n + 1)
             total[n] = LLR_CLIP
-            c2v[index] = msg
+            old[...] = msg  # a view into the block's messages
         word = (total < 0).astype(np.uint8)
         hard = word[:n]
         unsatisfied = sum(int(np.count_nonzero(c.syndrome(word) != s)) for c, s in zip(codes, syndromes, strict=True))
         if unsatisfied == 0:
-            return Decoded(hard, True, it)
+            return Decoded(hard, True, it, messages)
         best, since = (unsatisfied, 0) if unsatisfied < best else (best, since + 1)
         if since >= stall:
-            return Decoded(hard, False, it)
-    return Decoded(hard, False, max_iterations)
+            return Decoded(hard, False, it, messages)
+    return Decoded(hard, False, max_iterations, messages)

@@ -33,7 +33,7 @@ from qkd.classical import (
 )
 from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
-from qkd.ldpc import LLR_CLIP, channel_llr, decode, stage
+from qkd.ldpc import LLR_CLIP, Stage, channel_llr, decode, stage
 
 Ask = Callable[[Request], Reply]
 FRAME_MAX_BITS = 1 << 16
@@ -127,6 +127,7 @@ class LdpcReconciler:
         pair_sum = np.zeros((frames, rows // 2), dtype=np.uint8)
         single = np.zeros((frames, rows), dtype=np.uint8)
         out = word.copy()
+        kept: list[list[np.ndarray]] = [[] for _ in range(frames)]  # last attempt's messages per block
         pending = list(range(frames))
         leaked = rounds = iterations = 0
         for step, k in enumerate(merged):
@@ -164,7 +165,9 @@ class LdpcReconciler:
                 syndromes = [pair_sum[f, :k]] if k else []
                 if code.single is not None:
                     syndromes.append(single[f, 2 * k :])
-                decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall)
+                start = _carried(kept[f], merged[step - 1], code) if step else []
+                decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall, start=start)
+                kept[f] = decoded.messages
                 iterations += decoded.iterations
                 if decoded.converged:
                     out[f] = decoded.bits
@@ -184,6 +187,23 @@ class LdpcReconciler:
             self.name,
             {"frames": frames, "frame_bits": frame_bits, "mother_rows": rows, "iterations": iterations},
         )
+
+
+def _carried(previous: list[np.ndarray], before: int, code: Stage) -> list[np.ndarray | None]:
+    """The messages of the checks a retry keeps, laid out for ``code``: the pairs still
+    merged (the first of the ``before`` merged last time) and the single rows from
+    ``2·before`` on; the rows of the pairs just split start from zero."""
+    old_merged = previous[0] if before else None
+    old_single = previous[-1] if len(previous) > (1 if before else 0) else None
+    start: list[np.ndarray | None] = []
+    if code.merged is not None:
+        start.append(None if old_merged is None else old_merged[: code.merged.m])
+    if code.single is not None:
+        block = np.zeros(code.single.checks.shape, np.float32)
+        if old_single is not None:
+            block[len(block) - len(old_single) :] = old_single
+        start.append(block)
+    return start
 
 
 RECONCILERS: dict[str, Reconciler] = {"ldpc": LdpcReconciler(), "cascade": CascadeReconciler()}

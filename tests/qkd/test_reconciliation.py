@@ -176,3 +176,12 @@ def test_polynomial_hash_is_horner_of_the_words_and_the_length(bits: list[int], 
     words.append(len(bits))  # the length closes the message
     d = len(words)
     assert polynomial_hash(block, key) == sum(w * pow(key, d - 1 - i, PRIME) for i, w in enumerate(words)) % PRIME
+
+
+def test_a_retry_starts_from_the_messages_it_keeps() -> None:
+    a, b = _pair(8_000, 0.02, 9)
+    code = make_code(8_000, int(1.5 * binary_entropy(0.02) * 8_000), 1)
+    first = decode([code], [code.syndrome(a)], channel_llr(b, 0.02))
+    assert first.converged
+    again = decode([code], [code.syndrome(a)], channel_llr(b, 0.02), start=first.messages)
+    assert again.converged and again.iterations == 1 and np.array_equal(again.bits, a)
