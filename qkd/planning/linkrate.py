@@ -19,9 +19,12 @@ a 160 km span gives about 3.4 kbit/s, the order of the seed's Fig. 7(a) key rate
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 
 from qkd.channel import fibre
@@ -70,9 +73,14 @@ class LinkPhysics:
 
     def parallel_links(self, rate_bps: float, link_km: float) -> int:
         """``P = ceil(rate / K)``: parallel QKD links a demand of ``rate_bps`` needs on this link."""
-        if rate_bps <= 0:
-            return 0
-        return math.ceil(rate_bps / self.link_rate_bps(link_km) - 1e-12)
+        return int(self.parallel_links_many(np.array([[rate_bps]]), [link_km])[0, 0, 0])
+
+    def parallel_links_many(self, rates_bps: NDArray[np.float64], links_km: Sequence[float]) -> NDArray[np.int64]:
+        """``P[s, f, l]`` for rates ``[s, f]`` (bit/s) on links of ``links_km`` (vectorised)."""
+        k = np.array([self.link_rate_bps(x) for x in links_km])
+        p = np.ceil(rates_bps[:, :, None] / k[None, None, :] - 1e-12)
+        out: NDArray[np.int64] = np.maximum(p, 0).astype(np.int64)
+        return out
 
 
 def _optimal_rate(span_km: float, mu: float | None) -> float:

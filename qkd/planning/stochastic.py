@@ -29,6 +29,7 @@ the MILP's optimum equals the all-integer one (checked against brute force in th
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -145,7 +146,9 @@ def problem_for(network: Network, coalition: frozenset[str] | None, scenarios: S
         if not rs:
             raise InfeasiblePlan(f"request {r.name}: {r.source} and {r.destination} are not connected", r.name)
     topo = network.topology
-    links = sorted({topo.links[topo.link_index(a, b)].key for rs in routes for p in rs for a, b in zip(p, p[1:])})
+    links = sorted(
+        {topo.links[topo.link_index(a, b)].key for rs in routes for p in rs for a, b in itertools.pairwise(p)}
+    )
     km = np.array([topo.links[topo.link_index(*k)].km for k in links])
     segments = np.array([network.physics.segments(x) for x in km], dtype=np.int64)
     members = [p for p in network.providers if p.name in players]
@@ -164,11 +167,7 @@ def problem_for(network: Network, coalition: frozenset[str] | None, scenarios: S
 
 def _needs(problem: Problem) -> NDArray[np.int64]:
     """``P[s, f, l]``: parallel QKD links request ``f`` needs on link ``l`` in scenario ``s``."""
-    physics = problem.network.physics
-    rates = problem.scenarios.rates_bps
-    link_rate = np.array([physics.link_rate_bps(x) for x in problem.km])
-    p = np.ceil(rates[:, :, None] / link_rate[None, None, :] - 1e-12)
-    return np.maximum(p, 0).astype(np.int64)
+    return problem.network.physics.parallel_links_many(problem.scenarios.rates_bps, [float(x) for x in problem.km])
 
 
 def _route_links(problem: Problem) -> list[tuple[int, int, list[int]]]:
@@ -178,7 +177,7 @@ def _route_links(problem: Problem) -> list[tuple[int, int, list[int]]]:
     out = []
     for f, rs in enumerate(problem.routes):
         for r, path in enumerate(rs):
-            out.append((f, r, [pos[topo.links[topo.link_index(a, b)].key] for a, b in zip(path, path[1:])]))
+            out.append((f, r, [pos[topo.links[topo.link_index(a, b)].key] for a, b in itertools.pairwise(path)]))
     return out
 
 
@@ -212,16 +211,16 @@ def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float
         precheck(problem)
     net = problem.network
     costs = net.costs
-    S, L = problem.scenarios.count, len(problem.links)
+    n_s, n_l = problem.scenarios.count, len(problem.links)
     probs = problem.scenarios.probabilities
     cand = _route_links(problem)
-    R = len(cand)
+    n_r = len(cand)
     need = _needs(problem)
-    # variable blocks: x | yq | yk | uq | oq | uk | ok  (second stage indexed s * L + l)
-    o_yq, o_yk = R, R + L
-    o_uq = R + 2 * L
-    o_oq, o_uk, o_ok = o_uq + S * L, o_uq + 2 * S * L, o_uq + 3 * S * L
-    n = o_uq + 4 * S * L
+    # variable blocks: x | yq | yk | uq | oq | uk | ok  (second stage indexed s * n_l + l)
+    o_yq, o_yk = n_r, n_r + n_l
+    o_uq = n_r + 2 * n_l
+    o_oq, o_uk, o_ok = o_uq + n_s * n_l, o_uq + 2 * n_s * n_l, o_uq + 3 * n_s * n_l
+    n = o_uq + 4 * n_s * n_l
 
     def prices(kind: str, phase: str) -> NDArray[np.float64]:
         table = getattr(costs, phase)
@@ -229,22 +228,22 @@ def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float
         return np.array([fn(int(g), float(k)) for g, k in zip(problem.segments, problem.km, strict=True)])
 
     c = np.zeros(n)
-    c[o_yq : o_yq + L] = prices("q", "reservation")
-    c[o_yk : o_yk + L] = prices("k", "reservation")
-    weights = np.repeat(probs, L)
-    c[o_uq : o_uq + S * L] = weights * np.tile(prices("q", "utilization"), S)
-    c[o_oq : o_oq + S * L] = weights * np.tile(prices("q", "on_demand"), S)
-    c[o_uk : o_uk + S * L] = weights * np.tile(prices("k", "utilization"), S)
-    c[o_ok : o_ok + S * L] = weights * np.tile(prices("k", "on_demand"), S)
+    c[o_yq : o_yq + n_l] = prices("q", "reservation")
+    c[o_yk : o_yk + n_l] = prices("k", "reservation")
+    weights = np.repeat(probs, n_l)
+    c[o_uq : o_uq + n_s * n_l] = weights * np.tile(prices("q", "utilization"), n_s)
+    c[o_oq : o_oq + n_s * n_l] = weights * np.tile(prices("q", "on_demand"), n_s)
+    c[o_uk : o_uk + n_s * n_l] = weights * np.tile(prices("k", "utilization"), n_s)
+    c[o_ok : o_ok + n_s * n_l] = weights * np.tile(prices("k", "on_demand"), n_s)
 
     lb, ub = np.zeros(n), np.full(n, np.inf)
-    ub[:R] = 1
-    ub[o_yq : o_yq + L] = min(problem.cap_qkd, net.w_max_qkd)
-    ub[o_yk : o_yk + L] = min(problem.cap_km, net.w_max_km)
+    ub[:n_r] = 1
+    ub[o_yq : o_yq + n_l] = min(problem.cap_qkd, net.w_max_qkd)
+    ub[o_yk : o_yk + n_l] = min(problem.cap_km, net.w_max_km)
     if fixed is not None:
         _fix(problem, fixed, cand, lb, ub, o_yq, o_yk)
     integrality = np.zeros(n, dtype=np.int8)
-    integrality[: R + 2 * L] = 1
+    integrality[: n_r + 2 * n_l] = 1
 
     rows: list[NDArray[np.int64]] = []
     cols: list[NDArray[np.int64]] = []
@@ -266,16 +265,16 @@ def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float
 
     # one route per request
     f_of = np.array([f for f, _, _ in cand], dtype=np.int64)
-    block(f_of, np.arange(R, dtype=np.int64), np.ones(R), len(problem.requests), 1.0, 1.0)
-    sl = np.arange(S * L, dtype=np.int64)
-    l_of = np.tile(np.arange(L, dtype=np.int64), S)
-    one, minus = np.ones(S * L), -np.ones(S * L)
+    block(f_of, np.arange(n_r, dtype=np.int64), np.ones(n_r), len(problem.requests), 1.0, 1.0)
+    sl = np.arange(n_s * n_l, dtype=np.int64)
+    l_of = np.tile(np.arange(n_l, dtype=np.int64), n_s)
+    one, minus = np.ones(n_s * n_l), -np.ones(n_s * n_l)
     for o_u, o_y in ((o_uq, o_yq), (o_uk, o_yk)):  # u - y <= 0
         block(
             np.concatenate([sl, sl]),
             np.concatenate([o_u + sl, o_y + l_of]),
             np.concatenate([one, minus]),
-            S * L,
+            n_s * n_l,
             -np.inf,
             0.0,
         )
@@ -288,21 +287,21 @@ def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float
         for j, (f, _r, ls) in enumerate(cand):
             for li in ls:
                 coef = per * need[:, f, li]
-                rr.append(np.arange(S, dtype=np.int64) * L + li)
-                cc.append(np.full(S, j, dtype=np.int64))
+                rr.append(np.arange(n_s, dtype=np.int64) * n_l + li)
+                cc.append(np.full(n_s, j, dtype=np.int64))
                 vv.append(-coef.astype(np.float64))
-        block(np.concatenate(rr), np.concatenate(cc), np.concatenate(vv), S * L, 0.0, np.inf)
+        block(np.concatenate(rr), np.concatenate(cc), np.concatenate(vv), n_s * n_l, 0.0, np.inf)
         block(
             np.concatenate([sl, sl]),
             np.concatenate([o_u + sl, o_o + sl]),
             np.concatenate([one, one]),
-            S * L,
+            n_s * n_l,
             -np.inf,
             float(wmax),
         )
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, n))
-    A.sum_duplicates()
-    size = MilpSize(n, m, int(integrality.sum()), int(A.nnz))
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(m, n))
+    matrix.sum_duplicates()
+    size = MilpSize(n, m, int(integrality.sum()), int(matrix.nnz))
     build_s = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -310,7 +309,7 @@ def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float
         c,
         integrality=integrality,
         bounds=Bounds(lb, ub),
-        constraints=LinearConstraint(A, np.concatenate(lo_b), np.concatenate(hi_b)),
+        constraints=LinearConstraint(matrix, np.concatenate(lo_b), np.concatenate(hi_b)),
         options={"disp": False, "mip_rel_gap": MIP_REL_GAP, "time_limit": time_limit_s, "presolve": True},
     )
     highs_s = time.perf_counter() - t1
@@ -371,3 +370,37 @@ def _fix(
             raise InvalidModel(f"fixed reservation on {k} exceeds the pool")
         lb[o_yq + i] = ub[o_yq + i] = q
         lb[o_yk + i] = ub[o_yk + i] = km
+
+
+def scenario_costs(problem: Problem, first: FirstStage) -> NDArray[np.float64]:
+    """Cost of a fixed first stage in each scenario, ``[s, (reservation, utilization, on_demand)]``.
+
+    The second stage in closed form (use reserved wavelengths first, buy the rest on demand),
+    ignoring W_max; its probability-weighted sum equals :func:`solve` with ``fixed=first``
+    whenever that is feasible (tested). Raises :class:`InvalidModel` for a request without a route.
+    """
+    costs = problem.network.costs
+    need = _needs(problem)
+    pos = {k: i for i, k in enumerate(problem.links)}
+    topo = problem.network.topology
+    load = np.zeros((problem.scenarios.count, len(problem.links)))
+    for f, req in enumerate(problem.requests):
+        if req.name not in first.routes:
+            raise InvalidModel(f"the first stage has no route for {req.name}")
+        for a, b in itertools.pairwise(first.routes[req.name]):
+            li = pos[topo.links[topo.link_index(a, b)].key]
+            load[:, li] += need[:, f, li]
+    out = np.zeros((problem.scenarios.count, 3))
+    for li, key in enumerate(problem.links):
+        g, km = int(problem.segments[li]), float(problem.km[li])
+        for per, reserved, fn in (
+            (QKD_WAVELENGTHS_PER_LINK, first.reserved_qkd, "qkd_wavelength"),
+            (KM_WAVELENGTHS_PER_LINK, first.reserved_km, "km_wavelength"),
+        ):
+            y = reserved.get(key, 0)
+            demand = per * load[:, li]
+            used = np.minimum(demand, y)
+            out[:, 0] += getattr(costs.reservation, fn)(g, km) * y
+            out[:, 1] += getattr(costs.utilization, fn)(g, km) * used
+            out[:, 2] += getattr(costs.on_demand, fn)(g, km) * (demand - used)
+    return out

@@ -21,6 +21,7 @@ pair. Routes come from Yen's algorithm over Dijkstra on km.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -97,7 +98,7 @@ class Topology:
         return adj
 
     def path_km(self, path: Sequence[str]) -> float:
-        return sum(self.links[self.link_index(a, b)].km for a, b in zip(path, path[1:], strict=False))
+        return sum(self.links[self.link_index(a, b)].km for a, b in itertools.pairwise(path))
 
     def k_shortest_paths(self, source: str, destination: str, k: int) -> list[tuple[str, ...]]:
         """Up to ``k`` loopless paths from ``source`` to ``destination``, shortest (km) first (Yen).
