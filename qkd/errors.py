@@ -55,7 +55,8 @@ class PadReused(KeyPoolError):
 class ProtocolViolation(QkdError):
     """The peer broke the post-processing protocol: ``reason`` is ``malformed_message``
     (wrong type, shape or length), ``replayed_message`` (a sequence number out of
-    order) or ``peer_refused``."""
+    order), ``out_of_order`` (a stage out of turn), ``excessive_length`` (a final
+    length above the answering side's own bound) or ``peer_refused``."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

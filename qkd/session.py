@@ -371,8 +371,9 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
     Raises:
         SessionAborted: with ``reason`` one of ``insufficient_detections``,
             ``qber_above_threshold``, ``no_single_photon_bound``, ``reconciliation_failed``,
-            ``key_length_not_positive``, ``verification_failed``, or the peer's
-            ``malformed_message`` / ``replayed_message`` / ``peer_refused``.
+            ``key_length_not_positive``, ``verification_failed``, or a protocol
+            violation's ``malformed_message`` / ``replayed_message`` / ``out_of_order`` /
+            ``excessive_length`` / ``peer_refused``.
         ConfigError: ``pulses=None`` and the target is out of reach over this channel.
     """
     pulses = config.resolved_pulses()
