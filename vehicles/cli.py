@@ -377,6 +377,10 @@ def qkd(
         out.print("[green]keys agree[/green]" if outcome.alice_key is not None else "")
 
 
+from qkd.planning.cli import plan  # noqa: E402
+
+app.command("plan")(plan)
+
 bench_app = typer.Typer(help="Benchmarks: print figures, save JSON and a PNG plot.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
