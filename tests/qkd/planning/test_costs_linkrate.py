@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,12 +44,12 @@ def test_wavelength_prices_by_hand() -> None:
     ],
 )
 def test_bad_cost_files(tmp_path: Path, patch: dict[str, object], error: type[Exception]) -> None:
-    data = load_costs().to_json()
+    data: dict[str, Any] = dict(load_costs().to_json())
     for phase, change in patch.items():
         if change is None:
             del data[phase]
         else:
-            data[phase].update(change)  # type: ignore[arg-type]
+            data[phase].update(change)
     path = tmp_path / "c.json"
     path.write_text(json.dumps(data))
     with pytest.raises(error):
