@@ -33,6 +33,9 @@ Route = tuple[str, ...]
 SEED_CAPACITIES = (("provider1", 10, 40), ("provider2", 15, 55), ("provider3", 20, 65))
 DEFAULT_RATE_BPS = (2_000.0, 20_000.0)  # ours: the seed's Fig. 7(a) spans 1-10 kb/s per request
 DEFAULT_REQUESTS_PER_PROVIDER = 2
+# separate random streams for the default requests and the scenarios: with one seed for both,
+# the first scenario draws would repeat the bits that picked the request pairs
+_REQUEST_STREAM, _SCENARIO_STREAM = 0x5EED_0001, 0x5EED_0002
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ class Network:
         """
         if count < 1:
             raise InvalidModel(f"need at least one scenario, got {count}")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng((seed, _SCENARIO_STREAM))
         lo = np.array([r.rate_low_bps for r in self.requests])
         hi = np.array([r.rate_high_bps for r in self.requests])
         rates = lo + (hi - lo) * rng.random((count, len(lo)))
@@ -177,7 +180,7 @@ def default_providers(
 ) -> tuple[Provider, ...]:
     """The seed's three providers (10/15/20 QKD, 40/55/65 KM wavelengths), each with
     ``per_provider`` requests between distinct random node pairs of ``topology`` (seeded)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng((seed, _REQUEST_STREAM))
     pairs = [(a, b) for i, a in enumerate(topology.nodes) for b in topology.nodes[i + 1 :]]
     picks = rng.choice(len(pairs), size=len(SEED_CAPACITIES) * per_provider, replace=False)
     providers = []
