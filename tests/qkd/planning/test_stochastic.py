@@ -95,11 +95,17 @@ def test_deterministic_equivalent_matches_brute_force(seed: int) -> None:
     assert solve(problem).cost == pytest.approx(brute_force(problem), rel=1e-9)
 
 
-def test_fibre_limit_changes_the_route_like_brute_force() -> None:
-    # W_max 30: the long direct link cannot carry what a-b-c could at high demand, or vice versa
-    net = tiny_network(qkd=40, km=10, rate_high=60_000.0, w_max_qkd=30)
-    problem = problem_for(net, None, net.sample(3, 7))
-    assert solve(problem).cost == pytest.approx(brute_force(problem), rel=1e-9)
+def test_fibre_limit_changes_the_routes_like_brute_force() -> None:
+    # at 40 kbit/s each request needs 6 QKD wavelengths on b-c; W_max 10 keeps them from sharing it
+    solutions = {}
+    for w_max in (1000, 10):
+        net = tiny_network(qkd=40, km=10, w_max_qkd=w_max)
+        problem = problem_for(net, None, fixed_scenarios([[40_000.0, 40_000.0]]))
+        solutions[w_max] = solve(problem)
+        assert solutions[w_max].cost == pytest.approx(brute_force(problem), rel=1e-9)
+    assert solutions[1000].first_stage.routes == {"p1/ac": ("a", "b", "c"), "p2/bc": ("b", "c")}
+    assert solutions[10].first_stage.routes != solutions[1000].first_stage.routes
+    assert solutions[10].cost > solutions[1000].cost
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
