@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qkd.planning.bounds import bounds
-from qkd.planning.errors import InfeasiblePlan, InvalidModel, UnknownNode
-from qkd.planning.model import Network, Provider, Request
+from qkd.planning.errors import InfeasiblePlan, InvalidModel, MalformedFile, SolverFailed, UnknownNode
+from qkd.planning.model import Network, Provider, Request, load_providers
 from qkd.planning.stochastic import Problem, problem_for, scenario_costs, solve
 from qkd.planning.topology import Link, Topology
 
@@ -152,3 +154,23 @@ def test_unknown_node_and_bad_coalition() -> None:
         problem_for(net, frozenset({"nobody"}), net.sample(1, 0))
     with pytest.raises(InvalidModel):
         Request("r", "p", "a", "b", 5.0, 1.0)
+
+
+def test_solver_stopping_early_is_named() -> None:
+    net = tiny_network()
+    with pytest.raises(SolverFailed) as e:
+        solve(problem_for(net, None, net.sample(50, 0)), time_limit_s=1e-6)
+    assert e.value.status == 1  # HiGHS's time limit
+
+
+def test_malformed_provider_files(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps([{"name": "x", "qkd_wavelengths": 1.5, "km_wavelengths": 1, "requests": []}]))
+    with pytest.raises(MalformedFile):
+        load_providers(path)
+    path.write_text(json.dumps({"not": "a list"}))
+    with pytest.raises(MalformedFile):
+        load_providers(path)
+    path.write_text(json.dumps([{"name": "x", "qkd_wavelengths": -1, "km_wavelengths": 1, "requests": []}]))
+    with pytest.raises(InvalidModel):
+        load_providers(path)
