@@ -32,9 +32,9 @@ def _write_json(data: Any, path: Path) -> Path:
 
 
 def plan(
-    topology: Annotated[str, typer.Option(help="nsfnet, usnet, or a JSON file {name, nodes, links: [[a, b, km]]}.")] = (
-        "nsfnet"
-    ),
+    topology: Annotated[
+        str, typer.Option(help="nsfnet, usnet, or a JSON file with name, nodes and links given as (a, b, km) triples.")
+    ] = ("nsfnet"),
     scenarios: Annotated[int, typer.Option(min=1, help="Demand scenarios sampled (uniform key rates).")] = 100,
     providers: Annotated[
         Path | None, typer.Option(help="JSON list of providers with capacities and requests (default: the seed's 3).")
