@@ -18,8 +18,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from qkd.verification import FIELD_BITS as FIELD_ELEMENT_BITS
+
 INDEX_BITS = 32  # an index on the wire
-FIELD_ELEMENT_BITS = 61
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,16 @@ def _single(protocol: DecoyProtocol, n: Sequence[float], s0: float, eps_sec: flo
     return max(protocol.tau(1) * mu1 * numerator / denominator, 0.0)
 
 
+def _single_errors(protocol: DecoyProtocol, m: Sequence[float], eps_sec: float) -> float:
+    """Eq. 4: upper bound on the errors of single photons among the counted events."""
+    _, mu2, mu3 = protocol.intensities
+    _, p2, p3 = protocol.probabilities
+    d = _hoeffding(sum(m), eps_sec)
+    m_plus_2 = math.exp(mu2) / p2 * (m[1] + d)
+    m_minus_3 = math.exp(mu3) / p3 * (m[2] - d)
+    return protocol.tau(1) * (m_plus_2 - m_minus_3) / (mu2 - mu3)
+
+
 def gamma(a: float, b: float, c: float, d: float) -> float:
     """The Serfling-type deviation of eq. 5 between the Z and X single-photon error rates."""
     inner = (c + d) / (c * d * (1 - b) * b) * EPS_SPLIT**2 / a**2
@@ -123,16 +133,11 @@ def estimate(protocol: DecoyProtocol, counts: Counts, eps_sec: float, exact: boo
     """
     if not 0 < eps_sec < 1:
         raise ConfigError("eps_sec must be in (0, 1)")
-    _, mu2, mu3 = protocol.intensities
-    _, p2, p3 = protocol.probabilities
     s_x0 = _vacuum(protocol, counts.n_x, eps_sec)
     s_x1 = _single(protocol, counts.n_x, s_x0, eps_sec)
     s_z0 = _vacuum(protocol, counts.n_z, eps_sec)
     s_z1 = _single(protocol, counts.n_z, s_z0, eps_sec)
-    dm = _hoeffding(sum(counts.m_z), eps_sec)
-    m_plus_2 = math.exp(mu2) / p2 * (counts.m_z[1] + dm)
-    m_minus_3 = math.exp(mu3) / p3 * (counts.m_z[2] - dm)
-    v_z1 = protocol.tau(1) * (m_plus_2 - m_minus_3) / (mu2 - mu3)
+    v_z1 = _single_errors(protocol, counts.m_z, eps_sec)
     return Estimates(
         s_x0,
         s_x1,
@@ -299,9 +304,7 @@ def asymptotic_rate(channel: ChannelModel, protocol: DecoyProtocol, efficiency: 
     s_x0 = _vacuum(protocol, counts.n_x, eps)
     s_x1 = _single(protocol, counts.n_x, s_x0, eps)
     s_z1 = _single(protocol, counts.n_z, _vacuum(protocol, counts.n_z, eps), eps)
-    _, mu2, mu3 = protocol.intensities
-    _, p2, p3 = protocol.probabilities
-    v_z1 = protocol.tau(1) * (math.exp(mu2) / p2 * counts.m_z[1] - math.exp(mu3) / p3 * counts.m_z[2]) / (mu2 - mu3)
+    v_z1 = _single_errors(protocol, counts.m_z, eps)
     b = v_z1 / s_z1 if s_z1 > 0 else 0.5
     if s_x1 <= 0 or b >= 0.5:
         return 0.0

@@ -117,8 +117,7 @@ class LdpcReconciler:
         # pairs of its rows. merged[s] pairs are merged at step s (0 after the last).
         targets = np.cumsum([self.f_start, *self.steps]) * binary_entropy(q) * frame_bits
         rows = min(math.ceil(targets[-1]), frame_bits - 1)
-        merged = [max(rows - min(math.ceil(t), rows), 0) for t in targets]
-        merged = [min(k, rows // 2) for k in merged]
+        merged = [min(rows - min(math.ceil(t), rows), rows // 2) for t in targets]
         pad = frames * frame_bits - n
         word = np.concatenate([bob.astype(np.uint8), np.zeros(pad, np.uint8)]).reshape(frames, frame_bits)
         llr = channel_llr(word, q)
