@@ -40,8 +40,8 @@ from eth_utils.crypto import keccak
 
 from contracts import load_artifact
 from node.admission import GWEI, Genesis, contract_address
-from node.anvil import AnvilProcess, find_anvil, free_port
-from node.chain import DEV_VALIDATOR_KEY, EthTesterChain, RpcChain
+from node.client.anvil import AnvilProcess, find_anvil, free_port
+from node.client.chain import DEV_VALIDATOR_KEY, EthTesterChain, RpcChain
 from node.core import Node, address_of
 from node.metrics import Percentiles
 from node.txcodec import sign_eip1559
@@ -358,7 +358,7 @@ class NodeRpc(_RpcSystem):
         genesis_file = self._dir / "genesis.json"
         genesis_file.write_text(json.dumps(genesis.to_json()))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "vehicles.cli", "node", "--data-dir", str(self._dir / "data"),
+            [sys.executable, "-m", "qkdchain.cli", "node", "--data-dir", str(self._dir / "data"),
              "--port", str(self.port), "--genesis", str(genesis_file)],
             env=dict(os.environ, QKDCHAIN_VALIDATOR_KEY=DEV_VALIDATOR_KEY.hex()),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

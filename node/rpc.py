@@ -27,9 +27,9 @@ from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from node.block import Block, logs_bloom
+from node.client.revert import ERROR_STRING_SELECTOR
 from node.core import CLIENT_VERSION, Node, NodeStopped
 from node.engine.base import ExecutionReceipt
-from node.revert import ERROR_STRING_SELECTOR
 from node.store import StoredLog, StoredTransaction
 from node.txcodec import TransactionRejected
 

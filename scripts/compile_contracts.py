@@ -2,7 +2,7 @@
 
 import sys
 
-from vehicles.cli import app
+from qkdchain.cli import app
 
 if __name__ == "__main__":
     app(["compile", *sys.argv[1:]])

@@ -2,7 +2,7 @@
 
 import sys
 
-from vehicles.cli import app
+from qkdchain.cli import app
 
 if __name__ == "__main__":
     app(["gas", *sys.argv[1:]])

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from node.anvil import AnvilProcess
-from node.chain import Chain, EthTesterChain, NodeChain
+from node.client.anvil import AnvilProcess
+from node.client.chain import Chain, EthTesterChain, NodeChain
 
 CHAINS = ["eth-tester", "node", "anvil"]
 

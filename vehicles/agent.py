@@ -10,8 +10,8 @@ from typing import Literal
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from node.chain import Chain
-from node.registry import KeyRegistry
+from node.client.chain import Chain
+from node.client.registry import KeyRegistry
 from node.types import PseudonymId, TxResult
 from qkd.keypool import KeyPool
 from vehicles.ibc import Credential, RegistryRevocationList, TrustedAuthority, Verifier

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from eth_utils.crypto import keccak
 
-from node.registry import KeyRegistry
+from node.client.registry import KeyRegistry
 from node.types import SessionId, TxResult
 from qkd.errors import KeyPoolExhausted, PadReused
 from qkd.keypool import KeyPool

@@ -25,10 +25,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 
-from node.chain import Chain
+from node.client.chain import Chain
+from node.client.registry import KeyRegistry
 from node.errors import ContractRevert
 from node.metrics import Percentiles
-from node.registry import KeyRegistry
 from node.types import SessionId, TxResult
 from qkd.bb84 import Eve, EveConfig
 from qkd.channel import fibre

@@ -11,8 +11,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
-from node.chain import Chain
-from node.registry import KeyRegistry
+from node.client.chain import Chain
+from node.client.registry import KeyRegistry
 from node.types import PseudonymId, SessionId
 
 FUNDING_WEI = 10**21

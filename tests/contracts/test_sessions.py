@@ -159,7 +159,7 @@ def test_agreed_session_expires(fleet: Fleet) -> None:
 
 
 def test_client_validates_arguments_before_sending(fleet: Fleet) -> None:
-    from node.registry import InvalidArgument, NoSigner
+    from node.client.registry import InvalidArgument, NoSigner
 
     before = snapshot(fleet)
     with pytest.raises(InvalidArgument):
@@ -170,7 +170,7 @@ def test_client_validates_arguments_before_sending(fleet: Fleet) -> None:
         fleet.veh[0].commit_key(sid(1), addr(fleet.veh[1]), KH, 2**32, 600)
     with pytest.raises(InvalidArgument):
         fleet.veh[0].record_message(sid(1), KH, -1, 8)
-    from node.registry import KeyRegistry
+    from node.client.registry import KeyRegistry
 
     with pytest.raises(NoSigner):
         KeyRegistry(fleet.chain.w3, fleet.ta.address).add_vehicle(addr(fleet.outsider))

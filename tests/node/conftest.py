@@ -13,8 +13,8 @@ from web3 import Web3
 
 from contracts import load_artifact
 from node.admission import GWEI, Genesis
+from node.client.registry import KeyRegistry
 from node.core import Node
-from node.registry import KeyRegistry
 from node.txcodec import sign_eip1559
 
 CHAIN_ID = 4242

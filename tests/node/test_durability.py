@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from contracts import load_artifact
-from node.anvil import free_port
+from node.client.anvil import free_port
 from node.core import GenesisMismatch, Node
 from tests.node.conftest import (
     CHAIN_ID,
@@ -71,7 +71,7 @@ def _start(data_dir: Path, genesis_file: Path, port: int, log: Path | None = Non
     env = dict(os.environ, QKDCHAIN_VALIDATOR_KEY=VALIDATOR_KEY.hex())
     stderr = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "vehicles.cli", "node", "--data-dir", str(data_dir), "--port", str(port),
+        [sys.executable, "-m", "qkdchain.cli", "node", "--data-dir", str(data_dir), "--port", str(port),
          "--genesis", str(genesis_file), "--workers", "0"],
         env=env, stdout=subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
@@ -213,7 +213,7 @@ def test_genesis_round_trips_and_refuses_nonsense() -> None:
 def test_node_command_refuses_a_bad_genesis_file(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from vehicles.cli import app
+    from qkdchain.cli import app
 
     bad = tmp_path / "genesis.json"
     bad.write_text("{not json")

@@ -25,12 +25,12 @@ from web3.exceptions import ContractLogicError
 
 from contracts import load_artifact
 from node.admission import Genesis
-from node.chain import EthTesterChain
+from node.client.chain import EthTesterChain
+from node.client.registry import KeyRegistry
+from node.client.revert import revert_data_from
+from node.client.signer import Signer
 from node.core import Node
 from node.engine.revm import RevmEngine
-from node.registry import KeyRegistry
-from node.revert import revert_data_from
-from node.signer import Signer
 from node.txcodec import decode_transaction
 
 GAS = 400_000

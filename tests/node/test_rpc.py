@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from node.chain import NodeChain
-from node.registry import KeyRegistry
+from node.client.chain import NodeChain
+from node.client.registry import KeyRegistry
 
 
 @pytest.fixture(scope="module")

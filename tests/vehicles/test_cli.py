@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts import load_artifact
-from vehicles.cli import app
+from qkdchain.cli import app
 
 runner = CliRunner()
 

@@ -11,10 +11,10 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from node.anvil import AnvilProcess
-from node.chain import EthTesterChain
+from node.client.anvil import AnvilProcess
+from node.client.chain import EthTesterChain
+from node.client.registry import KeyRegistry
 from node.errors import AccountRevoked, PadOffsetMismatch
-from node.registry import KeyRegistry
 from node.types import SessionId
 from qkd.keypool import KeyPool
 from qkd.session import SessionConfig

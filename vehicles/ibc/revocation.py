@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from node.registry import KeyRegistry
+from node.client.registry import KeyRegistry
 
 
 @runtime_checkable

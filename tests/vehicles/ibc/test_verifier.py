@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from eth_account import Account
 
-from node.chain import EthTesterChain
-from node.registry import KeyRegistry
+from node.client.chain import EthTesterChain
+from node.client.registry import KeyRegistry
 from node.types import PseudonymId
 from tests.vehicles.ibc.conftest import NOW_MS, FakeClock
 from vehicles.errors import (

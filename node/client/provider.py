@@ -20,7 +20,7 @@ from eth_tester.exceptions import TransactionFailed
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
-from node.revert import ERROR_STRING_SELECTOR
+from node.client.revert import ERROR_STRING_SELECTOR
 
 
 def _revert_bytes(exc: TransactionFailed) -> bytes:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from node.chain import Chain
-from node.registry import KeyRegistry
+from node.client.chain import Chain
+from node.client.registry import KeyRegistry
 from node.types import Address, Commitment, Confirmation, KeyHash, PseudonymId, SessionId
 
 

@@ -21,9 +21,9 @@ from eth_utils.crypto import keccak
 from requests.exceptions import RequestException
 from web3 import HTTPProvider, Web3
 
+from node.client.provider import EthTesterProvider
+from node.client.signer import Signer
 from node.errors import ChainError, ChainUnavailable, TransactionError
-from node.provider import EthTesterProvider
-from node.signer import Signer
 
 
 @runtime_checkable

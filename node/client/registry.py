@@ -22,9 +22,9 @@ from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
 
 from contracts import Artifact, load_artifact
+from node.client.revert import RevertDecoder, revert_data_from
+from node.client.signer import Signer
 from node.errors import ContractRevert, NodeError, TransactionError
-from node.revert import RevertDecoder, revert_data_from
-from node.signer import Signer
 from node.types import (
     Address,
     Commitment,

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from node.chain import RpcChain
+from node.client.chain import RpcChain
 from node.errors import ChainUnavailable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "anvil"
 
 
