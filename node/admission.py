@@ -215,6 +215,10 @@ class Permissioning:
         except RuntimeError:  # not a registry after all
             return False
 
+    def reset(self) -> None:
+        """Forget every cached answer (the state they were read from was taken back)."""
+        self._cache.clear()
+
     def observe(self, logs: tuple[LogEntry, ...]) -> None:
         """Drop cached answers when the registry changes a role or revokes someone."""
         if any(log.address == self.registry and log.topics and log.topics[0] in _ROLE_EVENTS for log in logs):

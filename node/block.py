@@ -5,24 +5,45 @@ they commit to the same content (a light client can check inclusion with a log-s
 proof) at a fraction of the cost. ``stateRoot`` commits to the block's state writes
 (:meth:`node.engine.base.StateDiff.commitment`), not to the whole state; the
 header carries no log bloom: the receipts root already commits to every log, and
-the RPC computes ``logsBloom`` from the stored logs when asked. The
-proposer's recoverable secp256k1 signature over the header hash is served as
-``proposerSignature`` (Clique and QBFT put seals in ``extraData``, but web3.py
-refuses an ``extraData`` longer than 32 bytes unless a POA middleware is added).
+the RPC computes ``logsBloom`` from the stored logs when asked.
+
+QBFT fields, as Besu keeps them in ``extraData``: the consensus ``round`` the block was
+proposed in and the ``validators`` that validate the *next* block (a validator added or
+removed through the registry in block h takes effect at h + 1, identically on every
+node). The block hash covers both and excludes the seals: the proposer's recoverable
+secp256k1 signature over the hash (``proposerSignature`` over RPC) and the commit
+seals, one per committing validator over the same hash, a quorum of which proves the
+block final to anyone who knows the validator set (web3.py refuses an ``extraData``
+longer than 32 bytes unless a POA middleware is added, so they are served as
+``commitSeals``). The genesis block is unsigned, so every node derives the same one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import rlp
 from coincurve import PrivateKey, PublicKey
 
 from node.engine.base import ExecutionReceipt, LogEntry
+from node.errors import NodeError
 from node.hashing import address_of_public, keccak
 
 EMPTY_ROOT = keccak(b"")
 BLOOM_BYTES = 256
+MAX_VALIDATORS = 256
+MAX_BLOCK_BYTES = 32 * 1024 * 1024
+
+
+class MalformedBlock(NodeError):
+    """Block bytes from a peer that do not decode to a well-formed block."""
+
+
+def _uint(data: bytes) -> int:
+    if len(data) > 8 or data[:1] == b"\x00":
+        raise MalformedBlock("integers are at most 64 bits, without leading zeros")
+    return int.from_bytes(data, "big")
 
 
 def merkle_root(leaves: list[bytes]) -> bytes:
@@ -70,6 +91,8 @@ class BlockHeader:
     tx_root: bytes
     receipts_root: bytes
     state_root: bytes
+    round: int = 0
+    validators: tuple[str, ...] = ()  # the validator set of the next block
 
     def fields(self) -> list[object]:
         return [
@@ -83,18 +106,47 @@ class BlockHeader:
             self.tx_root,
             self.receipts_root,
             self.state_root,
+            self.round,
+            [bytes.fromhex(v[2:]) for v in self.validators],
         ]
 
     @property
     def hash(self) -> bytes:
         return keccak(rlp.encode(self.fields()))
 
+    @classmethod
+    def from_fields(cls, fields: list[Any]) -> BlockHeader:
+        """The inverse of :meth:`fields`, strict about widths.
+
+        Raises:
+            MalformedBlock: wrong field count, widths or integers.
+        """
+        if not isinstance(fields, list) or len(fields) != 12 or not isinstance(fields[11], list):
+            raise MalformedBlock("a header has 12 fields, the last a list of validators")
+        if any(not isinstance(f, bytes) for f in fields[:11]) or any(not isinstance(v, bytes) for v in fields[11]):
+            raise MalformedBlock("header fields are byte strings")
+        number, parent, ts, proposer, gas_limit, gas_used, base_fee, tx_root, rc_root, state_root, rnd = fields[:11]
+        if any(len(x) != 32 for x in (parent, tx_root, rc_root, state_root)) or len(proposer) != 20:
+            raise MalformedBlock("hashes are 32 bytes and the proposer 20")
+        if any(len(v) != 20 for v in fields[11]) or len(fields[11]) > MAX_VALIDATORS:
+            raise MalformedBlock("validators are 20-byte addresses")
+        return cls(
+            number=_uint(number), parent_hash=parent, timestamp=_uint(ts), proposer="0x" + proposer.hex(),
+            gas_limit=_uint(gas_limit), gas_used=_uint(gas_used), base_fee=_uint(base_fee), tx_root=tx_root,
+            receipts_root=rc_root, state_root=state_root, round=_uint(rnd),
+            validators=tuple("0x" + v.hex() for v in fields[11]),
+        )  # fmt: skip
+
+    def with_round(self, round_: int) -> BlockHeader:
+        return replace(self, round=round_)
+
 
 @dataclass(frozen=True)
 class Block:
     header: BlockHeader
-    signature: bytes  # 65 bytes r || s || recovery id, by the proposer over ``header.hash``
+    signature: bytes  # 65 bytes r || s || recovery id, by the proposer over ``header.hash``; b"" for genesis
     tx_hashes: tuple[bytes, ...]
+    seals: tuple[bytes, ...] = ()  # commit seals (65 bytes each) of a quorum of validators
 
     @property
     def hash(self) -> bytes:
@@ -123,6 +175,38 @@ class SealedReceipt:
     execution: ExecutionReceipt
 
 
+def encode_block(block: Block, raws: list[bytes]) -> bytes:
+    """Wire form of a block with its raw transactions (proposals and sync)."""
+    return rlp.encode([block.header.fields(), block.signature, list(block.seals), raws])  # type: ignore[no-any-return]
+
+
+def decode_block(data: bytes) -> tuple[BlockHeader, bytes, tuple[bytes, ...], list[bytes]]:
+    """Header, proposer signature, seals and raw transactions from :func:`encode_block`'s bytes.
+
+    The transaction hashes are not trusted from the wire: the caller decodes the raws.
+
+    Raises:
+        MalformedBlock: too large, not RLP, or any field of the wrong shape.
+    """
+    if len(data) > MAX_BLOCK_BYTES:
+        raise MalformedBlock(f"{len(data):,} bytes is over the {MAX_BLOCK_BYTES:,}-byte limit")
+    try:
+        items = rlp.decode(data)
+    except rlp.exceptions.DecodingError as exc:
+        raise MalformedBlock(f"not RLP: {exc}") from exc
+    if not isinstance(items, list) or len(items) != 4:
+        raise MalformedBlock("a block is [header, signature, seals, transactions]")
+    header_fields, signature, seals, raws = items
+    header = BlockHeader.from_fields(header_fields)
+    if not isinstance(signature, bytes) or len(signature) not in (0, 65):
+        raise MalformedBlock("the proposer signature is 65 bytes")
+    if not isinstance(seals, list) or any(not isinstance(x, bytes) or len(x) != 65 for x in seals):
+        raise MalformedBlock("commit seals are 65 bytes each")
+    if not isinstance(raws, list) or any(not isinstance(x, bytes) for x in raws):
+        raise MalformedBlock("transactions are byte strings")
+    return header, signature, tuple(seals), raws
+
+
 def seal(
     key: PrivateKey,
     parent_hash: bytes,
@@ -132,6 +216,8 @@ def seal(
     base_fee: int,
     receipts: list[SealedReceipt],
     state_root: bytes,
+    validators: tuple[str, ...],
+    round_: int = 0,
 ) -> Block:
     """Build the header over ``receipts`` and sign it with the proposer's ``key``."""
     header = BlockHeader(
@@ -147,6 +233,17 @@ def seal(
             [receipt_leaf(r.execution.status, r.cumulative_gas, r.execution.logs) for r in receipts]
         ),
         state_root=state_root,
+        round=round_,
+        validators=validators,
     )
     signature = key.sign_recoverable(header.hash, hasher=None)
     return Block(header, signature, tuple(r.tx_hash for r in receipts))
+
+
+def genesis_block(
+    timestamp: int, gas_limit: int, base_fee: int, state_root: bytes, validators: tuple[str, ...]
+) -> Block:
+    """Block 0: unsigned, so every node of a network derives the same one from the genesis file."""
+    header = BlockHeader(0, bytes(32), timestamp, "0x" + "00" * 20, gas_limit, 0, base_fee, EMPTY_ROOT, EMPTY_ROOT,
+                         state_root, 0, validators)  # fmt: skip
+    return Block(header, b"", ())

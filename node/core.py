@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -40,13 +40,14 @@ from node.admission import (
     SenderNotPermitted,
     check_static,
 )
-from node.block import Block, SealedReceipt, seal
-from node.engine.base import Account, EngineError, ExecutionReceipt, StateDiff, Transaction
+from node.block import Block, BlockHeader, SealedReceipt, genesis_block, seal
+from node.engine.base import Account, EngineError, ExecutionReceipt, LogEntry, StateDiff, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.errors import NodeError
 from node.hashing import address_of_public
 from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
+from node.validators import next_validators
 
 log = logging.getLogger("qkdchain.node")
 T = TypeVar("T")
@@ -54,6 +55,7 @@ T = TypeVar("T")
 MEMPOOL_LIMIT = 100_000
 PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
 CLIENT_VERSION = "qkdchain/0.1.0/revm"
+MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
 
 
 class NodeStopped(NodeError):
@@ -64,8 +66,18 @@ class GenesisMismatch(NodeError):
     """The data directory holds a chain with a different genesis."""
 
 
+class InvalidBlock(NodeError):
+    """A block (proposed or synced) does not match its re-execution."""
+
+
+class NotSoleValidator(NodeError):
+    """The validator set now names other validators: a lone node must not seal on alone."""
+
+
 @dataclass(frozen=True)
-class _Built:
+class Built:
+    """A block executed on top of the last final one, with everything the store needs."""
+
     block: Block
     receipts: list[SealedReceipt]
     raws: list[bytes]
@@ -73,7 +85,7 @@ class _Built:
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Pending:
     tx: Transaction
     raw: bytes
 
@@ -95,14 +107,20 @@ def address_of(key: PrivateKey) -> str:
     return address_of_public(key.public_key)
 
 
+def _logs(receipts: list[SealedReceipt]) -> list[LogEntry]:
+    return [entry for r in receipts for entry in r.execution.logs]
+
+
 class Node:
     """A permissioned single-proposer node with a durable SQLite store.
 
     Args:
         data_dir: where ``chain.sqlite`` lives; an existing chain is resumed.
         genesis: required for a new chain; for an existing one it must match (or be ``None``).
-        validator_key: the proposer's secp256k1 key; its address must be a genesis validator.
+        validator_key: the node's secp256k1 key; alone, its address must be a genesis validator.
         workers: processes for parallel signature recovery (0: decode inline).
+        consensus: blocks come from QBFT among validators (:mod:`node.network` drives it);
+            without it this node is the only validator and seals on its own.
 
     Raises:
         GenesisMismatch: ``data_dir`` holds another chain.
@@ -110,7 +128,12 @@ class Node:
     """
 
     def __init__(
-        self, data_dir: Path, genesis: Genesis | None, validator_key: bytes, workers: int | None = None
+        self,
+        data_dir: Path,
+        genesis: Genesis | None,
+        validator_key: bytes,
+        workers: int | None = None,
+        consensus: bool = False,
     ) -> None:
         self.store = Store(data_dir / "chain.sqlite")
         stored = self.store.get_meta("genesis")
@@ -127,18 +150,20 @@ class Node:
         self.chain_id = genesis.chain_id
         self._key = PrivateKey(validator_key)
         self.proposer = address_of(self._key)
-        if genesis.validators and self.proposer not in genesis.validators:
+        if not consensus and genesis.validators and self.proposer not in genesis.validators:
             raise NodeError(f"{self.proposer} is not a validator of this chain")
         self.engine = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit, coinbase=self.proposer)
         self.permissioning = Permissioning(genesis)
         self._time_offset: int = int(self.store.get_meta("time_offset") or 0)  # type: ignore[call-overload]
+        self.consensus = consensus
 
         head = self.store.head()
         if head is None:
             diff = StateDiff(accounts={a: Account(0, wei, EMPTY_CODE_HASH) for a, wei in genesis.alloc.items()})
             self.engine.load(diff)
-            block = seal(self._key, bytes(32), 0, genesis.timestamp, genesis.block_gas_limit, genesis.base_fee,
-                         [], diff.commitment())  # fmt: skip
+            validators = tuple(sorted(v.lower() for v in genesis.validators)) or (self.proposer,)
+            block = genesis_block(genesis.timestamp, genesis.block_gas_limit, genesis.base_fee, diff.commitment(),
+                                  validators)  # fmt: skip
             self.store.append(block, [], [], diff)
             head = block
         else:
@@ -149,7 +174,7 @@ class Node:
         self._tip: Block = head  # the last block built; ``head`` is the last one durable
         self._cond = threading.Condition()  # guards the mempool and the fields below
         self._engine_lock = threading.RLock()  # guards the engine (execution and reads)
-        self._mempool: deque[_Pending] = deque()
+        self._mempool: OrderedDict[bytes, Pending] = OrderedDict()  # by hash, in arrival order
         self._pending_nonce: dict[str, int] = {}
         self._view: dict[str, Account] = {}  # accounts after the last built block, for admission
         self._known: set[bytes] = set()
@@ -158,16 +183,19 @@ class Node:
         self._listeners: list[BlockListener] = []
         self._running = True
         self._error: BaseException | None = None
-        self._sealed: queue.Queue[_Built | None] = queue.Queue(maxsize=2)
+        self._sealed: queue.Queue[Built | None] = queue.Queue(maxsize=2)
+        self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self._store_writer = StoreWriter(self.store.path)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
         if self._pool is not None:  # fork the workers now, before this node starts its threads
             list(self._pool.map(_decode_chunk, [[]] * workers, [self.chain_id] * workers))
         self._workers = workers
-        self._proposer = threading.Thread(target=self._propose_loop, name="proposer", daemon=True)
+        self._proposer: threading.Thread | None = None
+        if not consensus:  # a network's consensus driver seals instead (node.network)
+            self._proposer = threading.Thread(target=self._propose_loop, name="proposer", daemon=True)
+            self._proposer.start()
         self._writer = threading.Thread(target=self._write_loop, name="writer", daemon=True)
-        self._proposer.start()
         self._writer.start()
 
     # -- submission --
@@ -238,9 +266,15 @@ class Node:
                 raise NonceTooHigh(tx.sender, expected, tx.nonce)
             self._pending_nonce[tx.sender] = expected + 1
             self._known.add(tx.tx_hash)
-            self._mempool.append(_Pending(tx, raw))
+            self._mempool[tx.tx_hash] = Pending(tx, raw)
             self._cond.notify_all()
+        for listener in self._admitted:
+            listener(raw)
         return tx.tx_hash
+
+    def on_admitted(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(raw)`` after each transaction enters this node's mempool (to gossip it)."""
+        self._admitted.append(listener)
 
     # -- the proposer builds, the writer makes durable and publishes --
 
@@ -253,9 +287,13 @@ class Node:
                     if not self._running:
                         return
                     self._mine_requests = max(0, self._mine_requests - 1)
-                    batch = self._take()
+                    batch = self.take()
+                    for pending in batch:
+                        del self._mempool[pending.tx.tx_hash]
+                if self._tip.header.validators != (self.proposer,):
+                    raise NotSoleValidator(f"the validator set is now {self._tip.header.validators}; run a network")
                 with self._engine_lock:
-                    built = self._build(batch)
+                    built = self.build(self._tip, batch, self._key, round_=0, undoable=False)
                 self._tip = built.block
                 self._sealed.put(built)  # blocks while two blocks wait for the disk
         except BaseException as exc:  # a bug: stop admitting, surface it
@@ -263,22 +301,30 @@ class Node:
         finally:
             self._sealed.put(None)
 
-    def _take(self) -> list[_Pending]:
-        """The mempool's head up to the block gas limit (lock held)."""
-        batch: list[_Pending] = []
+    def take(self) -> list[Pending]:
+        """The mempool's head up to the block gas limit, left in place (lock held)."""
+        batch: list[Pending] = []
         gas = 0
-        while self._mempool and gas + self._mempool[0].tx.gas <= self.genesis.block_gas_limit:
-            pending = self._mempool.popleft()
+        for pending in self._mempool.values():
+            if gas + pending.tx.gas > self.genesis.block_gas_limit:
+                break
             gas += pending.tx.gas
             batch.append(pending)
         return batch
 
-    def _build(self, batch: list[_Pending]) -> _Built:
-        """Execute ``batch`` on top of the tip and seal the block (engine lock held)."""
-        parent = self._tip
+    def next_timestamp(self, parent: Block) -> int:
+        return max(parent.header.timestamp, int(time.time()) + self._time_offset)  # non-decreasing, as anvil
+
+    def build(self, parent: Block, batch: list[Pending], key: PrivateKey, round_: int, undoable: bool) -> Built:
+        """Execute ``batch`` on top of ``parent`` (the engine's state) and seal the block (engine lock held).
+
+        A transaction that can no longer run (revoked sender, nonce or funds gone) is dropped
+        and reported; ``undoable`` keeps what the block overwrites, for :meth:`undo`.
+        """
         number = parent.number + 1
-        timestamp = max(parent.header.timestamp, int(time.time()) + self._time_offset)  # non-decreasing, as anvil
-        self.engine.begin_block(number, timestamp)
+        timestamp = self.next_timestamp(parent)
+        proposer = address_of(key)
+        self.engine.begin_block(number, timestamp, coinbase=proposer, undoable=undoable)
         receipts: list[SealedReceipt] = []
         raws: list[bytes] = []
         cumulative = 0
@@ -298,10 +344,79 @@ class Node:
             receipts.append(SealedReceipt(tx.tx_hash, tx.sender, tx.to, len(receipts), cumulative, price, executed))
             raws.append(pending.raw)
         diff = self.engine.end_block()
-        self._view.update(diff.accounts)
-        block = seal(self._key, parent.hash, number, timestamp, self.genesis.block_gas_limit,
-                     self.genesis.base_fee, receipts, diff.commitment())  # fmt: skip
-        return _Built(block, receipts, raws, diff)
+        if not undoable:
+            self._view.update(diff.accounts)
+        validators = next_validators(parent.header.validators, self.genesis.registry, _logs(receipts))
+        block = seal(key, parent.hash, number, timestamp, self.genesis.block_gas_limit,
+                     self.genesis.base_fee, receipts, diff.commitment(), validators, round_)  # fmt: skip
+        if not self.consensus:  # alone, the proposer's signature is the one commit seal
+            block = Block(block.header, block.signature, block.tx_hashes, (block.signature,))
+        return Built(block, receipts, raws, diff)
+
+    def replay(self, parent: Block, header: BlockHeader, txs: list[Transaction], raws: list[bytes]) -> Built:
+        """Re-execute a block someone else built, on top of ``parent`` (engine lock held).
+
+        Returns the block as this node computes it, with ``header``'s round, proposer and
+        timestamp, its writes left in the engine and undoable: the caller compares hashes and
+        calls :meth:`undo` if they differ (or to keep the state final only once decided).
+
+        Raises:
+            InvalidBlock: a transaction cannot run here, or the header is impossible.
+        """
+        if header.number != parent.number + 1 or header.parent_hash != parent.hash:
+            raise InvalidBlock(f"block {header.number} does not extend {parent.number} (0x{parent.hash.hex()})")
+        if header.timestamp < parent.header.timestamp or header.timestamp > self.next_timestamp(parent) + MAX_DRIFT_S:
+            raise InvalidBlock(f"block {header.number}: timestamp {header.timestamp} is out of range")
+        if header.gas_limit != self.genesis.block_gas_limit or header.base_fee != self.genesis.base_fee:
+            raise InvalidBlock(f"block {header.number}: gas limit or base fee differ from the genesis")
+        self.engine.begin_block(header.number, header.timestamp, coinbase=header.proposer, undoable=True)
+        receipts: list[SealedReceipt] = []
+        cumulative = 0
+        try:
+            for tx in txs:
+                if not self.permissioning.allowed(self.engine, tx.sender):
+                    raise InvalidBlock(f"block {header.number}: sender {tx.sender} is not permitted")
+                try:
+                    executed = self.engine.execute(tx)
+                except EngineError as exc:
+                    raise InvalidBlock(f"block {header.number}: 0x{tx.tx_hash.hex()} cannot run: {exc}") from exc
+                self.permissioning.observe(executed.logs)
+                cumulative += executed.gas_used
+                price = min(tx.max_fee_per_gas, self.genesis.base_fee + tx.max_priority_fee_per_gas)
+                receipts.append(SealedReceipt(tx.tx_hash, tx.sender, tx.to, len(receipts), cumulative, price, executed))
+        except InvalidBlock:
+            self.engine.end_block()
+            self.undo()
+            raise
+        diff = self.engine.end_block()
+        validators = next_validators(parent.header.validators, self.genesis.registry, _logs(receipts))
+        mine = seal(self._key, parent.hash, header.number, header.timestamp, self.genesis.block_gas_limit,
+                    self.genesis.base_fee, receipts, diff.commitment(), validators, header.round)  # fmt: skip
+        ours = BlockHeader(**{**mine.header.__dict__, "proposer": header.proposer})
+        return Built(Block(ours, b"", mine.tx_hashes), receipts, list(raws), diff)
+
+    def undo(self) -> None:
+        """Take back the last undoable block's state (engine lock held): nothing of it stays."""
+        self.engine.rollback_block()
+        self.permissioning.reset()
+
+    def finalize(self, built: Built) -> None:
+        """A final block: its state becomes the node's and it goes to the store (consensus thread).
+
+        The caller has the block's writes in the engine (a replay not undone) or passes them
+        here to be loaded; the transactions it includes leave the mempool.
+        """
+        self._view.update(built.diff.accounts)
+        with self._cond:
+            for r in built.receipts:
+                self._mempool.pop(r.tx_hash, None)
+        self._tip = built.block
+        self._sealed.put(built)
+
+    @property
+    def tip(self) -> Block:
+        """The last block built (solo) or decided (network); :attr:`head` is the last one durable."""
+        return self._tip
 
     def _write_loop(self) -> None:
         while True:
@@ -331,6 +446,7 @@ class Node:
         """A transaction admitted earlier can no longer be included (e.g. revoked since)."""
         log.info("dropped 0x%s: %s", tx.tx_hash.hex(), reason)
         with self._cond:
+            self._mempool.pop(tx.tx_hash, None)
             self._known.discard(tx.tx_hash)
             self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
             self._rejected[tx.tx_hash] = reason
@@ -408,7 +524,10 @@ class Node:
         with self._cond:
             self._running = False
             self._cond.notify_all()
-        self._proposer.join(timeout=30)
+        if self._proposer is not None:
+            self._proposer.join(timeout=30)
+        else:
+            self._sealed.put(None)
         self._writer.join(timeout=30)
         self._store_writer.close()
         if self._pool is not None:

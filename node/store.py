@@ -31,8 +31,8 @@ CREATE TABLE IF NOT EXISTS blocks (
     number INTEGER PRIMARY KEY, hash BLOB UNIQUE NOT NULL, parent_hash BLOB NOT NULL,
     timestamp INTEGER NOT NULL, proposer TEXT NOT NULL, gas_limit INTEGER NOT NULL,
     gas_used INTEGER NOT NULL, base_fee INTEGER NOT NULL, tx_root BLOB NOT NULL,
-    receipts_root BLOB NOT NULL, state_root BLOB NOT NULL,
-    signature BLOB NOT NULL);
+    receipts_root BLOB NOT NULL, state_root BLOB NOT NULL, round INTEGER NOT NULL, validators TEXT NOT NULL,
+    signature BLOB NOT NULL, seals BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS transactions (
     hash BLOB PRIMARY KEY, block INTEGER NOT NULL, idx INTEGER NOT NULL, raw BLOB NOT NULL,
     sender TEXT NOT NULL, recipient TEXT, status INTEGER NOT NULL, gas_used INTEGER NOT NULL,
@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS code (hash BLOB PRIMARY KEY, code BLOB NOT NULL);
 
 _BLOCK_COLUMNS = (
     "number, hash, parent_hash, timestamp, proposer, gas_limit, gas_used, base_fee, "
-    "tx_root, receipts_root, state_root, signature"
+    "tx_root, receipts_root, state_root, round, validators, signature, seals"
 )
 
 
@@ -115,8 +115,11 @@ class Store:
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.executescript(SCHEMA)
+                columns = {row[1] for row in db.execute("PRAGMA table_info(blocks)")}
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a usable node database: {exc}") from exc
+        if "seals" not in columns:
+            raise StoreError(f"{path} was written by an older qkdchain (no commit seals); use a new data dir")
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -153,11 +156,11 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute(
-                    f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         h.number, block.hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
-                        h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root,
-                        block.signature,
+                        h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root, h.round,
+                        ",".join(h.validators), block.signature, b"".join(block.seals),
                     ),
                 )  # fmt: skip
                 db.executemany(
@@ -214,12 +217,13 @@ class Store:
         return self._block(row) if row else None
 
     def _block(self, row: tuple[Any, ...]) -> Block:
-        number, block_hash, *rest, signature = row
-        header = BlockHeader(number, *rest)  # type: ignore[arg-type]
+        number, block_hash, *rest, validators, signature, seals = row
+        header = BlockHeader(number, *rest, tuple(validators.split(",")) if validators else ())  # type: ignore[arg-type, call-arg]
         if header.hash != block_hash:
             raise StoreError(f"block {number}: stored hash does not match its header")
         hashes = self._db().execute("SELECT hash FROM transactions WHERE block = ? ORDER BY idx", (number,))
-        return Block(header, bytes(signature), tuple(bytes(h) for (h,) in hashes))
+        seal_list = tuple(bytes(seals[i : i + 65]) for i in range(0, len(seals), 65))
+        return Block(header, bytes(signature), tuple(bytes(h) for (h,) in hashes), seal_list)
 
     def transaction(self, tx_hash: bytes) -> StoredTransaction | None:
         db = self._db()
@@ -243,6 +247,11 @@ class Store:
             bytes(h), bytes(raw), sender, to, number, bytes(block_hash), idx, status, gas_used, cumulative, price,
             contract, bytes(output), logs,
         )  # fmt: skip
+
+    def raws_of(self, number: int) -> list[bytes]:
+        """The raw transactions of block ``number`` in order (what a syncing peer re-executes)."""
+        rows = self._db().execute("SELECT raw FROM transactions WHERE block = ? ORDER BY idx", (number,))
+        return [bytes(raw) for (raw,) in rows]
 
     def receipts_of(self, number: int) -> Iterator[StoredTransaction]:
         hashes = self._db().execute("SELECT hash FROM transactions WHERE block = ? ORDER BY idx", (number,))

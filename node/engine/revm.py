@@ -72,6 +72,7 @@ class RevmEngine(ExecutionEngine):
         self.block_gas_limit = block_gas_limit
         self.coinbase = coinbase.lower()
         self._block = StateDiff()
+        self._undo: StateDiff | None = None
         self._codes: dict[bytes, bytes] = {}
         self.evm = EVM(
             env=Env(cfg=CfgEnv(chain_id=chain_id), block=self._block_env(0, 0)),
@@ -88,13 +89,30 @@ class RevmEngine(ExecutionEngine):
             coinbase=self.coinbase,
         )
 
-    def begin_block(self, number: int, timestamp: int) -> None:
+    def begin_block(self, number: int, timestamp: int, coinbase: str | None = None, undoable: bool = False) -> None:
+        """Start a block; ``undoable`` keeps the values it overwrites, so :meth:`rollback_block`
+        can take it back (a proposal executed before consensus has decided it)."""
+        if coinbase is not None:
+            self.coinbase = coinbase.lower()
         self.evm.set_block_env(self._block_env(number, timestamp))
         self._block = StateDiff()
+        self._undo = StateDiff() if undoable else None
 
     def end_block(self) -> StateDiff:
         block, self._block = self._block, StateDiff()
         return block
+
+    def rollback_block(self) -> None:
+        """Restore the state from before the last undoable block (its writes are discarded).
+
+        Raises:
+            EngineError: the last block was not begun with ``undoable=True``.
+        """
+        if self._undo is None:
+            raise EngineError("the last block cannot be rolled back (not begun as undoable)")
+        undo, self._undo = self._undo, None
+        self.load(undo)
+        self._block = StateDiff()
 
     # -- state written straight into revm's database (never through the journal) --
 
@@ -119,6 +137,11 @@ class RevmEngine(ExecutionEngine):
         self._write(StateDiff(accounts={address.lower(): Account(was.nonce, was.balance + wei, was.code_hash)}))
 
     def _write(self, diff: StateDiff) -> None:
+        if self._undo is not None:  # keep what this block overwrites, first write only
+            for address in diff.accounts.keys() - self._undo.accounts.keys():
+                self._undo.accounts[address] = self.account(address)
+            for key in diff.storage.keys() - self._undo.storage.keys():
+                self._undo.storage[key] = self.storage(*key)
         self.load(diff)
         self._block.update(diff)
 
