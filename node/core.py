@@ -185,6 +185,7 @@ class Node:
         self._error: BaseException | None = None
         self._sealed: queue.Queue[Built | None] = queue.Queue(maxsize=2)
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
+        self.mine_hook: Callable[[], None] | None = None
         self._store_writer = StoreWriter(self.store.path)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
@@ -200,17 +201,21 @@ class Node:
 
     # -- submission --
 
-    def submit(self, raw: bytes) -> bytes:
+    def submit(self, raw: bytes, announce: bool = True) -> bytes:
         """Admit one raw transaction to the mempool and return its hash.
 
         Raises:
             TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
                 funds, permission, duplicate, full pool); nothing changed.
         """
-        return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw))
+        return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
 
-    def submit_many(self, raws: list[bytes]) -> list[bytes | TransactionRejected]:
-        """Admit many transactions, recovering signatures on all cores; in order, one result each."""
+    def submit_many(self, raws: list[bytes], announce: bool = True) -> list[bytes | TransactionRejected]:
+        """Admit many transactions, recovering signatures on all cores; in order, one result each.
+
+        ``announce``: tell the :meth:`on_admitted` listeners (gossip); off for transactions
+        that came from peers, which every validator already received from their origin.
+        """
         decoded: list[Transaction | TransactionRejected]
         if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
             size = -(-len(raws) // (self._workers * 2))
@@ -224,7 +229,7 @@ class Node:
                 results.append(item)
                 continue
             try:
-                results.append(self._admit(item, bytes(raw)))
+                results.append(self._admit(item, bytes(raw), announce))
             except TransactionRejected as exc:
                 results.append(exc)
         return results
@@ -244,7 +249,7 @@ class Node:
                 answer = self.permissioning.allowed(self.engine, sender)
         return answer
 
-    def _admit(self, tx: Transaction, raw: bytes) -> bytes:
+    def _admit(self, tx: Transaction, raw: bytes, announce: bool = True) -> bytes:
         check_static(tx, self.genesis)
         if not self._allowed(tx.sender):
             raise SenderNotPermitted(tx.sender)
@@ -268,8 +273,9 @@ class Node:
             self._known.add(tx.tx_hash)
             self._mempool[tx.tx_hash] = Pending(tx, raw)
             self._cond.notify_all()
-        for listener in self._admitted:
-            listener(raw)
+        if announce:
+            for listener in self._admitted:
+                listener(raw)
         return tx.tx_hash
 
     def on_admitted(self, listener: Callable[[bytes], None]) -> None:
@@ -413,6 +419,23 @@ class Node:
         self._tip = built.block
         self._sealed.put(built)
 
+    def take_mine_request(self) -> bool:
+        """Consume one ``evm_mine`` request (a network's proposer seals even an empty block)."""
+        with self._cond:
+            if not self._mine_requests:
+                return False
+            self._mine_requests -= 1
+            return True
+
+    @property
+    def mine_pending(self) -> bool:
+        return self._mine_requests > 0
+
+    def apply(self, built: Built) -> None:
+        """Load a decided block's writes into the engine (engine lock held); undone replays leave none."""
+        self.engine.load(built.diff)
+        self.permissioning.reset()
+
     @property
     def tip(self) -> Block:
         """The last block built (solo) or decided (network); :attr:`head` is the last one durable."""
@@ -491,6 +514,9 @@ class Node:
             target = self._tip.number + 1
             self._mine_requests += 1
             self._cond.notify_all()
+        if self.mine_hook is not None:  # a network: ask consensus for a block
+            self.mine_hook()
+        with self._cond:
             while self.head.number < target and self._running:
                 self._cond.wait(5.0)
             return self.head
