@@ -10,10 +10,12 @@ the RPC computes ``logsBloom`` from the stored logs when asked.
 QBFT fields, as Besu keeps them in ``extraData``: the consensus ``round`` the block was
 proposed in and the ``validators`` that validate the *next* block (a validator added or
 removed through the registry in block h takes effect at h + 1, identically on every
-node). The block hash covers both and excludes the seals: the proposer's recoverable
-secp256k1 signature over the hash (``proposerSignature`` over RPC) and the commit
-seals, one per committing validator over the same hash, a quorum of which proves the
-block final to anyone who knows the validator set (web3.py refuses an ``extraData``
+node). The block hash covers the validators and excludes the round and the seals, so
+validators that decide one block in different rounds hold one chain; the proposer's
+recoverable secp256k1 signature (``proposerSignature`` over RPC) and the commit seals,
+one per committing validator, sign the ``seal_digest``, which adds the round (as QBFT's
+commit seals do). A quorum of seals proves the block final to anyone who knows the
+validator set (web3.py refuses an ``extraData``
 longer than 32 bytes unless a POA middleware is added, so they are served as
 ``commitSeals``). The genesis block is unsigned, so every node derives the same one.
 """
@@ -106,12 +108,22 @@ class BlockHeader:
             self.tx_root,
             self.receipts_root,
             self.state_root,
-            self.round,
             [bytes.fromhex(v[2:]) for v in self.validators],
+            self.round,
         ]
 
     @property
     def hash(self) -> bytes:
+        """The block's identity: everything but the round (and the seals, kept outside the header).
+
+        Validators that decide the same block in different rounds store the same hash, so
+        the chain of parent hashes is one chain on every node (QBFT agrees on content).
+        """
+        return keccak(rlp.encode(self.fields()[:-1]))
+
+    @property
+    def seal_digest(self) -> bytes:
+        """What the proposer signature and the commit seals sign: the block *and* its round."""
         return keccak(rlp.encode(self.fields()))
 
     @classmethod
@@ -121,20 +133,21 @@ class BlockHeader:
         Raises:
             MalformedBlock: wrong field count, widths or integers.
         """
-        if not isinstance(fields, list) or len(fields) != 12 or not isinstance(fields[11], list):
-            raise MalformedBlock("a header has 12 fields, the last a list of validators")
-        if any(not isinstance(f, bytes) for f in fields[:11]) or any(not isinstance(v, bytes) for v in fields[11]):
+        if not isinstance(fields, list) or len(fields) != 12 or not isinstance(fields[10], list):
+            raise MalformedBlock("a header has 12 fields, the 11th a list of validators")
+        scalars = [*fields[:10], fields[11]]
+        if any(not isinstance(f, bytes) for f in scalars) or any(not isinstance(v, bytes) for v in fields[10]):
             raise MalformedBlock("header fields are byte strings")
-        number, parent, ts, proposer, gas_limit, gas_used, base_fee, tx_root, rc_root, state_root, rnd = fields[:11]
+        number, parent, ts, proposer, gas_limit, gas_used, base_fee, tx_root, rc_root, state_root, rnd = scalars
         if any(len(x) != 32 for x in (parent, tx_root, rc_root, state_root)) or len(proposer) != 20:
             raise MalformedBlock("hashes are 32 bytes and the proposer 20")
-        if any(len(v) != 20 for v in fields[11]) or len(fields[11]) > MAX_VALIDATORS:
+        if any(len(v) != 20 for v in fields[10]) or len(fields[10]) > MAX_VALIDATORS:
             raise MalformedBlock("validators are 20-byte addresses")
         return cls(
             number=_uint(number), parent_hash=parent, timestamp=_uint(ts), proposer="0x" + proposer.hex(),
             gas_limit=_uint(gas_limit), gas_used=_uint(gas_used), base_fee=_uint(base_fee), tx_root=tx_root,
             receipts_root=rc_root, state_root=state_root, round=_uint(rnd),
-            validators=tuple("0x" + v.hex() for v in fields[11]),
+            validators=tuple("0x" + v.hex() for v in fields[10]),
         )  # fmt: skip
 
     def with_round(self, round_: int) -> BlockHeader:
@@ -144,7 +157,7 @@ class BlockHeader:
 @dataclass(frozen=True)
 class Block:
     header: BlockHeader
-    signature: bytes  # 65 bytes r || s || recovery id, by the proposer over ``header.hash``; b"" for genesis
+    signature: bytes  # 65 bytes r || s || recovery id, by the proposer over ``header.seal_digest``; b"" for genesis
     tx_hashes: tuple[bytes, ...]
     seals: tuple[bytes, ...] = ()  # commit seals (65 bytes each) of a quorum of validators
 
@@ -158,7 +171,7 @@ class Block:
 
     def signer(self) -> str:
         """The address that signed this block."""
-        public = PublicKey.from_signature_and_message(self.signature, self.hash, hasher=None)
+        public = PublicKey.from_signature_and_message(self.signature, self.header.seal_digest, hasher=None)
         return address_of_public(public)
 
 
@@ -236,7 +249,7 @@ def seal(
         round=round_,
         validators=validators,
     )
-    signature = key.sign_recoverable(header.hash, hasher=None)
+    signature = key.sign_recoverable(header.seal_digest, hasher=None)
     return Block(header, signature, tuple(r.tx_hash for r in receipts))
 
 

@@ -31,6 +31,9 @@ ChainOpt = Annotated[
 
 commands = typer.Typer()  # assembled into the qkdchain app by qkdchain.cli
 bench = typer.Typer()
+network_app = typer.Typer(help="A local QBFT validator network: one node process per validator.", no_args_is_help=True)
+commands.add_typer(network_app, name="network")
+NetDirOpt = Annotated[Path, typer.Option("--dir", help="Where the network's keys, genesis, data and logs live.")]
 
 
 @contextmanager
@@ -75,11 +78,26 @@ def node_cmd(
     workers: Annotated[
         int | None, typer.Option(min=0, help="Processes for signature recovery (default: cores).")
     ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--validator-key-file", help="File with the node's secp256k1 key (hex); overrides the env."),
+    ] = None,
+    peers: Annotated[
+        Path | None, typer.Option("--peers", help="Static peers (JSON): join a QBFT validator network.")
+    ] = None,
+    p2p_host: Annotated[str, typer.Option("--p2p-host", help="Interface for the validator network.")] = "127.0.0.1",
+    p2p_port: Annotated[int, typer.Option("--p2p-port", min=0, max=65535, help="libp2p port (with --peers).")] = 30303,
+    round_timeout: Annotated[
+        float, typer.Option("--round-timeout", min=0.05, help="First QBFT round timer (s), doubling per round.")
+    ] = 2.0,
 ) -> None:
     """Run a node: JSON-RPC over HTTP, blocks in a SQLite file, structured JSON logs on stderr.
 
-    The validator key comes from QKDCHAIN_VALIDATOR_KEY (hex); without it the well-known
-    dev key is used. A new dev chain funds the well-known dev account (anvil's first).
+    Alone, the node is its chain's only validator and seals blocks itself. With --peers it
+    joins a validator network: QBFT among the genesis validators over libp2p (a follower
+    if its key is not a validator). The key comes from --validator-key-file or
+    QKDCHAIN_VALIDATOR_KEY (hex); without either, the well-known dev key is used. A new
+    dev chain funds the well-known dev account (anvil's first).
     """
     import logging
     import os
@@ -102,7 +120,16 @@ def node_cmd(
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     log = logging.getLogger("qkdchain.node")
     key_hex = os.environ.get("QKDCHAIN_VALIDATOR_KEY")
-    key = bytes.fromhex(key_hex.removeprefix("0x")) if key_hex else DEV_VALIDATOR_KEY
+    if key_file is not None:
+        try:
+            key_hex = key_file.read_text().strip()
+        except OSError as exc:
+            raise typer.BadParameter(f"--validator-key-file: {exc}") from exc
+    try:
+        key = bytes.fromhex(key_hex.removeprefix("0x")) if key_hex else DEV_VALIDATOR_KEY
+        PrivateKey(key)
+    except ValueError as exc:
+        raise typer.BadParameter(f"the validator key is not a 32-byte secp256k1 key in hex: {exc}") from exc
     if not key_hex:
         log.warning("using the well-known dev validator key; set QKDCHAIN_VALIDATOR_KEY for a real chain")
     genesis: Genesis | None = None
@@ -123,8 +150,15 @@ def node_cmd(
             permissioned=not open_chain,
             timestamp=int(_time.time()),
         )
+    network = None
     try:
-        node = Node(data_dir, genesis, key, workers=workers)
+        node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None)
+        if peers is not None:
+            from node.network import NetworkConfig, NetworkNode
+            from node.p2p.libp2p import Libp2pTransport, load_peers
+
+            transport = Libp2pTransport(key, p2p_host, p2p_port, load_peers(peers))
+            network = NetworkNode(node, transport, key, NetworkConfig(round_timeout_s=round_timeout)).start()
     except NodeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -149,6 +183,9 @@ def node_cmd(
             "proposer": node.proposer,
             "data_dir": str(data_dir),
             "permissioned": node.genesis.permissioned,
+            "network": None
+            if peers is None
+            else {"p2p_port": p2p_port, "validators": list(node.tip.header.validators)},
             "registry": node.genesis.registry,
         },
     )
@@ -158,7 +195,63 @@ def node_cmd(
     stop.wait()
     log.info("stopping", extra={"head": node.head.number})
     server.close()
+    if network is not None:
+        network.close()
     node.close()
+
+
+@network_app.command("up")
+def network_up(
+    validators: Annotated[int, typer.Option(min=1, max=64, help="Validator nodes.")] = 4,
+    followers: Annotated[int, typer.Option(min=0, max=64, help="Follower (non-validator) nodes.")] = 0,
+    directory: NetDirOpt = Path("network"),
+    round_timeout: Annotated[float, typer.Option("--round-timeout", min=0.05, help="QBFT round timer (s).")] = 2.0,
+    admin: Annotated[str | None, typer.Option(help="Genesis admin (TA) of a new network.")] = None,
+    permissioned: Annotated[bool, typer.Option(help="Enforce account permissioning from the registry.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a local network of separate node processes and print their JSON-RPC endpoints.
+
+    The processes keep running after this command returns; `qkdchain network down --dir`
+    stops them. Starting again in the same directory resumes the same chain.
+    """
+    from node.launcher import LocalNetwork, NetworkError, plan_network
+
+    try:
+        specs = plan_network(directory, validators, followers, admin=admin, permissioned=permissioned)
+        network = LocalNetwork(directory, specs, round_timeout_s=round_timeout)
+        with err.status(f"starting {len(specs)} nodes"):
+            network.up()
+    except NetworkError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    rows = [{"name": s.name, "role": s.role, "address": s.address, "url": s.url, "log": s.log} for s in specs]
+    if as_json:
+        emit_json({"directory": str(directory), "nodes": rows})
+        return
+    table = Table(title=f"QBFT network in {directory}")
+    for col in ("name", "role", "address", "JSON-RPC", "log"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["address"], r["url"], r["log"])
+    out.print(table)
+    out.print(f"stop it with: qkdchain network down --dir {directory}")
+
+
+@network_app.command("down")
+def network_down(directory: NetDirOpt = Path("network"), as_json: JsonOpt = False) -> None:
+    """Stop the node processes of a network started with `network up` (data stays)."""
+    from node.launcher import NetworkError, stop_recorded
+
+    try:
+        stopped = stop_recorded(directory)
+    except NetworkError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        emit_json({"stopped": stopped})
+        return
+    out.print(f"stopped {len(stopped)} nodes: {', '.join(stopped) or 'none were running'}")
 
 
 @commands.command()
@@ -239,4 +332,49 @@ def bench_node(
             f"{memory['tx_per_s']:,} tx/s, RSS {memory['rss_mb_start']} -> {memory['rss_mb_end']} MB, "
             f"journal entries left {memory['journal_entries_end']}"
         )
+    out.print(f"saved {json_path} and {png_path}")
+
+
+@bench.command("network")
+def bench_network(
+    validators: Annotated[str, typer.Option(help="Network sizes, comma-separated (1: the solo node).")] = "1,4,7",
+    loads: Annotated[str, typer.Option(help="Offered loads in tx/s, comma-separated.")] = "100,500,2000",
+    seconds: Annotated[float, typer.Option(min=0.1, help="Offered duration of each load point.")] = 3.0,
+    vehicles: Annotated[int, typer.Option(min=2, help="Vehicle accounts sending transactions.")] = 64,
+    round_timeout: Annotated[float, typer.Option("--round-timeout", min=0.05, help="QBFT round timer (s).")] = 2.0,
+    out_dir: OutOpt = Path("results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Finalized TPS and submission-to-finality latency for 1, 4 and 7 validators (separate
+    processes on this machine, QBFT over libp2p), in one run."""
+    from node.netbench import NetworkBenchConfig, plot_network_benchmark, run_network_benchmark
+
+    try:
+        sizes = tuple(int(x) for x in validators.split(",") if x.strip())
+        load_list = tuple(int(x) for x in loads.split(",") if x.strip())
+    except ValueError as exc:
+        raise typer.BadParameter("--validators and --loads are comma-separated integers") from exc
+    if not sizes or not load_list or min(sizes) < 1 or min(load_list) < 1:
+        raise typer.BadParameter("--validators and --loads must be positive")
+    config = NetworkBenchConfig(sizes, load_list, seconds, vehicles, round_timeout)
+    saved = run_bench(
+        "bench_network",
+        lambda say: run_network_benchmark(config, progress=say),
+        plot_network_benchmark,
+        out_dir,
+        as_json,
+    )
+    if saved is None:
+        return
+    report, json_path, png_path = saved
+    table = Table(title="Finalized transactions: KeyRegistry.commitKey over JSON-RPC batches")
+    for col in ("validators", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "RSS MB"):
+        table.add_column(col, justify="right")
+    for r in report["results"]:
+        lat = r["latency_ms"]
+        table.add_row(
+            str(r["validators"]), f"{r['offered_tps']:,}", f"{r['tps']:,.0f}", f"{lat['p50']:.1f}",
+            f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{r['transactions']:,}", f"{r['rss_mb']:.0f}",
+        )  # fmt: skip
+    out.print(table)
     out.print(f"saved {json_path} and {png_path}")

@@ -186,6 +186,7 @@ class Node:
         self._sealed: queue.Queue[Built | None] = queue.Queue(maxsize=2)
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self.mine_hook: Callable[[], None] | None = None
+        self.time_hook: Callable[[int], None] | None = None
         self._store_writer = StoreWriter(self.store.path)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
@@ -528,7 +529,22 @@ class Node:
         with self._cond:
             self._time_offset += seconds
             self.store.set_meta("time_offset", self._time_offset)
-            return self._time_offset
+            offset = self._time_offset
+        if self.time_hook is not None:  # a network: every validator must accept the new clock
+            self.time_hook(offset)
+        return offset
+
+    def adopt_time_offset(self, offset: int) -> None:
+        """A peer moved the dev clock: follow it (never backwards)."""
+        with self._cond:
+            if offset > self._time_offset:
+                self._time_offset = offset
+                self.store.set_meta("time_offset", offset)
+
+    def request_mine(self) -> None:
+        """A peer asked for a block now (``evm_mine`` on a network)."""
+        with self._cond:
+            self._mine_requests += 1
 
     # -- state reads (serialised with execution) --
 

@@ -1,0 +1,155 @@
+"""Network benchmark: finalized TPS and submission-to-finality latency for 1, 4 and 7 validators.
+
+The workload is :mod:`node.benchmark`'s (pre-signed ``KeyRegistry.commitKey`` from many
+vehicles, sent as JSON-RPC batches). ``validators = 1`` is today's single node (``qkdchain
+node`` sealing alone); n > 1 is a :class:`~node.launcher.LocalNetwork` of n node
+processes running QBFT over libp2p, all on this machine, sent to validator 0. A block is
+stored only once final, so the receipt's first appearance on validator 0 marks finality.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of
+from node.launcher import LocalNetwork, plan_network
+from node.metrics import Percentiles
+
+
+@dataclass(frozen=True)
+class NetworkBenchConfig:
+    """What to measure; the defaults finish in about three minutes on two cores."""
+
+    validators: tuple[int, ...] = (1, 4, 7)
+    loads: tuple[int, ...] = (100, 500, 2_000)
+    seconds: float = 3.0
+    vehicles: int = 64
+    round_timeout_s: float = 2.0
+
+
+class NetworkRpc(_RpcSystem):
+    """n validator processes on loopback, driven through validator 0."""
+
+    def __init__(self, validators: int, chain_id: int = 1337, round_timeout_s: float = 2.0) -> None:
+        self.name = f"qbft-{validators}"
+        self.validators = validators
+        self.chain_id = chain_id
+        self.round_timeout_s = round_timeout_s
+        self._dir = Path(tempfile.mkdtemp(prefix="qkdchain-bench-net-"))
+        self.network: LocalNetwork | None = None
+        self.url = ""
+
+    def prepare(self, accounts: list[str]) -> None:
+        specs = plan_network(
+            self._dir, self.validators, chain_id=self.chain_id, admin=accounts[0], permissioned=True,
+            alloc={a: 10**24 for a in accounts},
+        )  # fmt: skip
+        self.network = LocalNetwork(self._dir, specs, self.round_timeout_s).up()
+        self.url = specs[0].url
+
+    def rss_mb(self) -> float:
+        if self.network is None:
+            return 0.0
+        return sum(_rss_of(p.pid) for p in self.network.processes.values())
+
+    def close(self) -> None:
+        if self.network is not None:
+            self.network.down()
+
+
+def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Measure each network size at each offered load; returns the JSON report."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    config = config or NetworkBenchConfig()
+    say = progress or (lambda _m: None)
+    results: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        for n in config.validators:
+            system: _RpcSystem = NodeRpc(1337) if n == 1 else NetworkRpc(n, 1337, config.round_timeout_s)
+            say(f"{n} validators: starting")
+            try:
+                workload = Workload(system.chain_id, config.vehicles, pool)
+                system.prepare(workload.accounts)  # type: ignore[attr-defined]
+                system.send_setup(workload.setup())
+                for load in config.loads:
+                    raws = workload.commits(max(1, int(load * config.seconds)))
+                    say(f"{n} validators: offering {load:,} tx/s ({len(raws):,} transactions)")
+                    latencies, elapsed = system.run(raws, load)
+                    lat = Percentiles.of([x * 1000 for x in latencies])
+                    results.append(
+                        {
+                            "validators": n,
+                            "offered_tps": load,
+                            "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+                            "latency_ms": {
+                                "p50": round(lat.p50, 2),
+                                "p95": round(lat.p95, 2),
+                                "p99": round(lat.p99, 2),
+                            },
+                            "transactions": len(latencies),
+                            "rss_mb": round(system.rss_mb(), 1),  # type: ignore[attr-defined]
+                        }
+                    )
+                    say(f"{n} validators at {load:,}: {results[-1]['tps']:,} tx/s, p50 {lat.p50:.1f} ms")
+            finally:
+                system.close()  # type: ignore[attr-defined]
+    return {
+        "benchmark": "network",
+        "workload": "KeyRegistry.commitKey, pre-signed EIP-1559, JSON-RPC batches to validator 0",
+        "config": {
+            "validators": list(config.validators),
+            "loads": list(config.loads),
+            "seconds": config.seconds,
+            "round_timeout_s": config.round_timeout_s,
+        },
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "anchor": {"besu_qbft_4_validators_tps": [750, 1200], "besu_min_block_time_s": 1},
+        "results": results,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
+
+
+def plot_network_benchmark(report: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for i, n in enumerate(dict.fromkeys(r["validators"] for r in report["results"])):
+        rows = [r for r in report["results"] if r["validators"] == n]
+        offered = [r["offered_tps"] for r in rows]
+        label = "1 validator (solo node)" if n == 1 else f"{n} validators (QBFT)"
+        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", color=f"C{i}", label=label)
+        ax_lat.loglog(
+            offered, [max(r["latency_ms"]["p50"], 1e-2) for r in rows], "o-", color=f"C{i}", label=f"{label} p50"
+        )
+        ax_lat.loglog(
+            offered,
+            [max(r["latency_ms"]["p99"], 1e-2) for r in rows],
+            "x:",
+            color=f"C{i}",
+            alpha=0.6,
+            label=f"{label} p99",
+        )
+    ax_tps.axhspan(750, 1200, color="grey", alpha=0.2, label="Besu QBFT, 4 validators (750-1,200)")
+    ax_tps.set_xlabel("offered load (tx/s)")
+    ax_tps.set_ylabel("finalized tx/s")
+    ax_lat.set_xlabel("offered load (tx/s)")
+    ax_lat.set_ylabel("submission to finality (ms)")
+    for ax in (ax_tps, ax_lat):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
