@@ -137,7 +137,7 @@ class LocalNetwork:
 
     def command(self, spec: NodeSpec) -> list[str]:
         return [
-            sys.executable, "-m", "qkdchain.cli", "node",
+            sys.executable, "-P", "-m", "qkdchain.cli", "node",  # -P: the cwd never shadows a module
             "--data-dir", spec.data_dir, "--port", str(spec.rpc_port),
             "--genesis", str(self.directory / "genesis.json"),
             "--validator-key-file", spec.key_file, "--p2p-port", str(spec.p2p_port),

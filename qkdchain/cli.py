@@ -25,6 +25,7 @@ app.add_typer(bench, name="bench")
 
 for package in (contracts_cli, vehicles_cli, node_cli, qkd_cli):
     app.registered_commands += package.commands.registered_commands
+    app.registered_groups += package.commands.registered_groups
     bench.registered_commands += package.bench.registered_commands
 
 if __name__ == "__main__":
