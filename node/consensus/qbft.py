@@ -54,6 +54,7 @@ from node.consensus.errors import (
     StaleHeight,
     WrongProposer,
 )
+from node.consensus.finality import verify_finality
 from node.consensus.messages import (
     Commit,
     Payload,
@@ -181,6 +182,7 @@ class QbftMachine:
         InvalidConfig: the key is not a valid secret key or a height has no validators.
     """
 
+    _decided: bool
     _accepted: Signed[Proposal] | None
     _blocks: dict[bytes, bytes]
     _prepares: dict[int, dict[str, Signed[Prepare]]]
@@ -313,6 +315,25 @@ class QbftMachine:
         self._send(Proposal(self._height, round_, block, justification, ()), out)
         self._step(out)
         return out
+
+    def new_block(self, block: bytes, seals: Sequence[bytes]) -> list[Action]:
+        """A peer's final block for the current height (the spec's ``UponNewBlock``): decide it.
+
+        The seals must prove it final (:func:`~node.consensus.finality.verify_finality`
+        under this height's validators). A block for another height, or once decided,
+        is ignored; one whose seals do not verify comes back as ``Refused``.
+        """
+        if self._decided:
+            return []
+        try:
+            if self._block_call(lambda: self._ops.height(block)) != self._height:
+                return []
+            round_ = self._block_call(lambda: self._ops.round(block))
+            verify_finality(block, seals, self._validators, self._ops)
+        except ConsensusError as exc:
+            return [Refused(exc)]
+        self._decided = True
+        return [Decide(self._height, round_, block, tuple(seals))]
 
     def work_available(self) -> list[Action]:
         """The application has transactions waiting: start the round timer, and build if proposer.

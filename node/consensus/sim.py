@@ -25,7 +25,6 @@ import rlp
 from coincurve import PrivateKey
 
 from node.consensus.errors import ConsensusError, InvalidBlock
-from node.consensus.finality import verify_finality
 from node.consensus.messages import Proposal, SignedMessage, decode, encode, sign
 from node.consensus.qbft import (
     Action,
@@ -182,6 +181,8 @@ class Simulation:
         validators: node indices validating a height (default: all, in index order).
         behaviours: byzantine behaviours by node index (others are honest).
         config: the machines' configuration.
+        status_interval: every node tells its peers its height this often (seconds); a
+            node behind fetches the blocks it lacks (a chain-sync protocol in miniature).
     """
 
     def __init__(
@@ -194,6 +195,7 @@ class Simulation:
         validators: Callable[[int], Sequence[int]] | None = None,
         behaviours: dict[int, Behaviour] | None = None,
         config: QbftConfig | None = None,
+        status_interval: float = 2.0,
     ) -> None:
         self.n = n
         self.rng = random.Random(seed)
@@ -220,6 +222,9 @@ class Simulation:
         """Block content -> (builder, height, round) of every block a node built."""
         self.refusals: list[tuple[int, ConsensusError]] = []
         self.machines = [self._new_machine(i, 1) for i in range(n)]
+        self.status_interval = status_interval
+        for i in range(n):
+            self.at(self.rng.uniform(0, status_interval), partial(self._status, i))
 
     # --- scenario ---------------------------------------------------------------------
 
@@ -339,7 +344,7 @@ class Simulation:
     def _delay(self) -> float:
         return self.rng.uniform(self.faults.min_delay, self.faults.max_delay)
 
-    def _apply(self, node: int, actions: list[Action]) -> None:
+    def _apply(self, node: int, actions: list[Action], synced: bool = False) -> None:
         for action in actions:
             if isinstance(action, Broadcast):
                 behaviour = self.behaviours.get(node, Honest())
@@ -350,9 +355,11 @@ class Simulation:
             elif isinstance(action, BuildBlock):
                 self.at(self.now, partial(self._build, node, action))
             elif isinstance(action, Decide):
-                self._decide(node, Decision(action.height, action.round, action.block, action.seals, synced=False))
+                self._decide(node, Decision(action.height, action.round, action.block, action.seals, synced))
             elif isinstance(action, FutureMessage):
-                self._sync(node, action)
+                source = self._index.get(action.sender)
+                if source is not None:
+                    self._sync(node, source)
             elif isinstance(action, Refused):
                 self.refusals.append((node, action.reason))
 
@@ -396,10 +403,20 @@ class Simulation:
         self._apply(node, machine.start_height(decision.height + 1))
         self._work(node)
 
-    def _sync(self, node: int, wanted: FutureMessage) -> None:
-        """Fetch the blocks ``node`` lacks below ``wanted.height`` from ``wanted.sender`` (one request at a time)."""
-        source = self._index.get(wanted.sender)
-        if source is None or self._syncing[node]:
+    def _status(self, node: int) -> None:
+        """Tell every peer our height; a peer behind syncs from us. Repeats every ``status_interval``."""
+        for peer in self.peers(node):
+            if self._linked(node, peer) and self.rng.random() >= self.faults.drop:
+                self.at(self.now + self._delay(), partial(self._on_status, peer, node))
+        self.at(self.now + self.status_interval, partial(self._status, node))
+
+    def _on_status(self, node: int, source: int) -> None:
+        if self._up[node] and self.height_of(source) > self.height_of(node):
+            self._sync(node, source)
+
+    def _sync(self, node: int, source: int) -> None:
+        """Fetch the blocks ``node`` lacks from ``source`` (one request at a time), as ``new_block`` inputs."""
+        if self._syncing[node]:
             return
         self._syncing[node] = True
 
@@ -408,13 +425,9 @@ class Simulation:
             if not self._linked(source, node):
                 return
             while (decision := self.decisions[source].get(self.machines[node].height)) is not None:
-                if decision.height >= wanted.height:
-                    break
-                try:
-                    verify_finality(decision.block, decision.seals, self.validators(decision.height), self.ops)
-                except ConsensusError as exc:
-                    self.refusals.append((node, exc))
+                before = self.machines[node].height
+                self._apply(node, self.machines[node].new_block(decision.block, decision.seals), synced=True)
+                if self.machines[node].height == before:
                     return
-                self._decide(node, Decision(decision.height, decision.round, decision.block, decision.seals, True))
 
         self.at(self.now + 2 * self._delay(), arrive)
