@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from coincurve import PrivateKey
 
-from node.consensus.messages import Commit, Payload, Prepare, RoundChange, Signed, encode, sign
+from node.consensus.messages import Commit, Payload, Prepare, RoundChange, Signed, decode, encode, sign
 from node.consensus.qbft import Action, Broadcast, QbftConfig, QbftMachine
 from node.consensus.sim import StubBlocks
 from node.hashing import address_of_public, keccak
@@ -67,8 +67,6 @@ def block_height(net: Net, block: bytes) -> int:
 
 def broadcasts(actions: list[Action]) -> list[Signed[Payload]]:  # type: ignore[type-var]
     """The decoded messages among ``actions``."""
-    from node.consensus.messages import decode
-
     return [decode(a.data) for a in actions if isinstance(a, Broadcast)]  # type: ignore[misc]
 
 
