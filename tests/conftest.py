@@ -8,8 +8,9 @@ import pytest
 
 from node.client.anvil import AnvilProcess
 from node.client.chain import Chain, EthTesterChain, NodeChain
+from node.launcher import NetworkChain
 
-CHAINS = ["eth-tester", "node", "anvil"]
+CHAINS = ["eth-tester", "node", "anvil", "network"]
 
 
 @pytest.fixture(scope="session", params=CHAINS)
@@ -24,5 +25,9 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     elif request.param == "anvil":
         with AnvilProcess() as anvil:
             yield anvil
+    elif request.param == "network":  # 4 validator processes, QBFT over libp2p
+        network = NetworkChain(validators=4, round_timeout_s=2.0)
+        yield network
+        network.close()
     else:  # pragma: no cover - a typo in CHAINS
         raise ValueError(request.param)
