@@ -47,6 +47,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -70,7 +71,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from node.hashing import address_of_public
-from node.p2p._delivery import Delivery, Drops
+from node.p2p._delivery import DELIVERY_QUEUE, Delivery, Drops
 from node.p2p.errors import (
     BadPeerConfig,
     FrameTooLarge,
@@ -235,6 +236,7 @@ class Libp2pTransport(Transport):
         allowed: which sender addresses are served; default: the configured peers.
         max_frame_bytes: bound on frames, requests and responses, both ways.
         send_queue: frames queued per peer link.
+        delivery_queue: frames waiting for the handlers before new ones are dropped.
         muxer: preferred stream muxer (the other is offered as fallback).
 
     Raises:
@@ -251,6 +253,7 @@ class Libp2pTransport(Transport):
         allowed: Callable[[str], bool] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         send_queue: int = SEND_QUEUE_FRAMES,
+        delivery_queue: int = DELIVERY_QUEUE,
         muxer: Literal["MPLEX", "YAMUX"] = MUXER,
     ) -> None:
         self._key_pair = key_pair_for(key)
@@ -269,7 +272,7 @@ class Libp2pTransport(Transport):
         self._send_queue = send_queue
         self._muxer = muxer
         self._drops = Drops(self.address)
-        self._delivery = Delivery(self.address, self._drops)
+        self._delivery = Delivery(self.address, self._drops, delivery_queue)
         self._links: dict[str, _Link] = {}
         self._up: set[str] = set()
         self._up_lock = threading.Lock()
@@ -302,6 +305,12 @@ class Libp2pTransport(Transport):
             if self._state != "new":
                 raise TransportClosed(f"{self.address}: start() on a transport that is {self._state}")
             self._state = "started"
+        if self.port:
+            try:
+                _probe(self.host, self.port)
+            except OSError as exc:
+                self.close()
+                raise ListenFailed(str(self._listen), exc.strerror or repr(exc)) from exc
         self._delivery.start(on_frame, on_request)
         self._thread = threading.Thread(target=self._run, name=f"p2p-trio-{self.address[:10]}", daemon=True)
         self._thread.start()
@@ -397,22 +406,25 @@ class Libp2pTransport(Transport):
         host.set_stream_handler(FRAMES_PROTOCOL, self._serve_frames)
         host.set_stream_handler(SYNC_PROTOCOL, self._serve_request)
         self._stop = trio.Event()
-        async with host.run([self._listen]), trio.open_nursery() as nursery:
-            self._host = host
-            self._nursery = nursery
-            for addr in host.get_addrs():
-                port = addr.value_for_protocol("tcp")
-                if port:
-                    self.port = int(port)
-                    break
-            for address, config in self._configs.items():
-                link = _Link(config, self._send_queue)
-                self._links[address] = link
-                nursery.start_soon(self._keep_link, link)
-            self._token = trio.lowlevel.current_trio_token()
-            self._ready.set()
-            await self._stop.wait()
-            nursery.cancel_scope.cancel()
+        async with host.run([self._listen]):
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._host = host
+                    self._nursery = nursery
+                    self.port = _listening_port(host, self.port)
+                    for address, config in self._configs.items():
+                        link = _Link(config, self._send_queue)
+                        self._links[address] = link
+                        nursery.start_soon(self._keep_link, link)
+                    self._token = trio.lowlevel.current_trio_token()
+                    self._ready.set()
+                    await self._stop.wait()
+                    nursery.cancel_scope.cancel()
+            finally:
+                # Close connections explicitly: a cancelled loop would leave the sockets open
+                # until garbage collection, and peers would not notice we left.
+                with trio.CancelScope(shield=True), trio.move_on_after(STOP_TIMEOUT_S / 3):
+                    await host.close()
 
     def _enqueue(self, peer: str | None, frame: bytes) -> None:
         links = self._links.values() if peer is None else [self._links[peer]]
@@ -596,6 +608,27 @@ class Libp2pTransport(Transport):
         finally:
             if not result.done():
                 result.set_exception(error)
+
+
+def _probe(host: str, port: int) -> None:
+    """Raise ``OSError`` if something listens on ``host:port``.
+
+    py-libp2p listens with SO_REUSEPORT (for hole punching), so a second node on a taken
+    port would start quietly and the kernel would share incoming connections between the
+    two. A plain bind (SO_REUSEADDR, so a restarted node's TIME_WAIT sockets do not get in
+    the way) fails while a listener holds the port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _listening_port(host: Any, fallback: int) -> int:
+    for addr in host.get_addrs():
+        port = addr.value_for_protocol("tcp")
+        if port:
+            return int(port)
+    return fallback
 
 
 async def _read_exact(stream: Any, size: int) -> bytes | None:

@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from node.p2p._delivery import Delivery, Drops
+from node.p2p._delivery import DELIVERY_QUEUE, Delivery, Drops
 from node.p2p.errors import (
     BadPeerConfig,
     FrameTooLarge,
@@ -86,12 +86,18 @@ class MemoryNetwork:
     # -- building and faults --
 
     def transport(
-        self, address: str, allowed: Callable[[str], bool] | None = None, max_frame_bytes: int = MAX_FRAME_BYTES
+        self,
+        address: str,
+        allowed: Callable[[str], bool] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        delivery_queue: int = DELIVERY_QUEUE,
     ) -> MemoryTransport:
         """A new transport for ``address`` on this network (joins when started).
 
         Args:
             allowed: senders whose frames and requests are served; default everyone.
+            max_frame_bytes: larger frames are refused when sent and when received.
+            delivery_queue: frames waiting for the handlers before new ones are dropped.
 
         Raises:
             BadPeerConfig: an open transport already has this address.
@@ -99,7 +105,7 @@ class MemoryNetwork:
         with self._lock:
             if address in self._members:
                 raise BadPeerConfig(address, "an open transport on this network already has this address")
-        return MemoryTransport(self, address, allowed, max_frame_bytes)
+        return MemoryTransport(self, address, allowed, max_frame_bytes, delivery_queue)
 
     def faults(self, drop: float = 0.0, duplicate: float = 0.0, delay_s: tuple[float, float] = (0.0, 0.0)) -> None:
         """Set the faults of every link that has no faults of its own (:meth:`link`)."""
@@ -236,14 +242,19 @@ class MemoryTransport(Transport):
     """
 
     def __init__(
-        self, network: MemoryNetwork, address: str, allowed: Callable[[str], bool] | None, max_frame_bytes: int
+        self,
+        network: MemoryNetwork,
+        address: str,
+        allowed: Callable[[str], bool] | None,
+        max_frame_bytes: int,
+        delivery_queue: int = DELIVERY_QUEUE,
     ) -> None:
         self.address = address
         self.max_frame_bytes = max_frame_bytes
         self._network = network
         self._allowed = allowed or (lambda _address: True)
         self._drops = Drops(address)
-        self._delivery = Delivery(address, self._drops)
+        self._delivery = Delivery(address, self._drops, delivery_queue)
         self._state = "new"  # new -> started -> closed
         self._state_lock = threading.Lock()
 

@@ -12,6 +12,7 @@ import pytest
 from coincurve import PrivateKey
 
 from node.hashing import address_of_public
+from node.p2p._delivery import DELIVERY_QUEUE
 from node.p2p.libp2p import Libp2pTransport, PeerConfig, multiaddr_for
 from node.p2p.memory import MAX_FRAME_BYTES, MemoryNetwork
 from node.p2p.transport import Transport
@@ -50,14 +51,14 @@ class Inbox:
         self.frames: list[tuple[str, bytes]] = []
         self.threads: set[str] = set()
         self.lock = threading.Lock()
-        self.slow_s = 0.0
+        self.gate = threading.Event()  # the frame handler waits on it: a handler as slow as we like
+        self.gate.set()
 
     def on_frame(self, sender: str, frame: bytes) -> None:
         with self.lock:
             self.frames.append((sender, frame))
             self.threads.add(threading.current_thread().name)
-        if self.slow_s:
-            time.sleep(self.slow_s)
+        self.gate.wait(WAIT_S)
 
     def on_request(self, sender: str, data: bytes) -> bytes:
         self.threads.add(threading.current_thread().name)
@@ -80,6 +81,7 @@ class Cluster:
     backend: str
     keys: list[bytes]
     max_frame: dict[int, int] = field(default_factory=dict)
+    delivery_queue: dict[int, int] = field(default_factory=dict)
     transports: dict[int, Transport] = field(default_factory=dict)
     inboxes: dict[int, Inbox] = field(default_factory=dict)
     wire: MemoryNetwork = field(default_factory=lambda: MemoryNetwork(seed=7))
@@ -103,13 +105,21 @@ class Cluster:
     def start(self, i: int, members: list[int]) -> Transport:
         """Start member ``i`` knowing (and allowing) ``members``."""
         limit = self.max_frame.get(i, MAX_FRAME_BYTES)
+        queued = self.delivery_queue.get(i, DELIVERY_QUEUE)
         transport: Transport
         if self.backend == "memory":
             allowed = set(self.addresses[j] for j in members)
-            transport = self.wire.transport(self.addresses[i], allowed.__contains__, max_frame_bytes=limit)
+            transport = self.wire.transport(
+                self.addresses[i], allowed.__contains__, max_frame_bytes=limit, delivery_queue=queued
+            )
         else:
             transport = Libp2pTransport(
-                self.keys[i], "127.0.0.1", self.ports[i], self.peer_configs(members), max_frame_bytes=limit
+                self.keys[i],
+                "127.0.0.1",
+                self.ports[i],
+                self.peer_configs(members),
+                max_frame_bytes=limit,
+                delivery_queue=queued,
             )
         inbox = Inbox()
         transport.start(inbox.on_frame, inbox.on_request)

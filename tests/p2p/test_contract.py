@@ -122,12 +122,24 @@ def test_a_stopped_peer_restarts_and_receives_again(make_cluster: MakeCluster) -
 
 
 def test_a_slow_handler_does_not_stall_the_network_and_overflow_is_counted(make_cluster: MakeCluster) -> None:
-    cluster = _mesh(make_cluster, 3)
-    cluster.inboxes[1].slow_s = 2.0  # 1's delivery thread sleeps on its first frame
+    cluster = make_cluster(3)
+    cluster.delivery_queue[1] = 5
+    for i in range(3):
+        cluster.start(i, [0, 1, 2])
+    cluster.wait_mesh([0, 1, 2])
+    cluster.inboxes[1].gate.clear()  # 1's handler blocks on its first frame
     cluster.transports[0].send(cluster.addresses[1], b"first")
     until(lambda: cluster.inboxes[1].payloads() == [b"first"], "the slow handler to be busy")
     cluster.transports[0].send(cluster.addresses[2], b"meanwhile")  # the network keeps delivering elsewhere
-    until(lambda: cluster.inboxes[2].payloads() == [b"meanwhile"], "delivery to a fast peer", 1.9)
+    until(lambda: cluster.inboxes[2].payloads() == [b"meanwhile"], "delivery to a fast peer")
+    burst = [b"burst %d" % n for n in range(20)]
+    for frame in burst:
+        cluster.transports[0].send(cluster.addresses[1], frame)
+    until(lambda: cluster.transports[1].drops().get(DropReason.DELIVERY_QUEUE_FULL, 0) == 15, "the overflow")
+    assert cluster.transports[0].request(cluster.addresses[2], b"alive", 10.0).endswith(b"alive")
+    cluster.inboxes[1].gate.set()
+    until(lambda: len(cluster.inboxes[1].got()) == 6, "the queued frames")
+    assert cluster.inboxes[1].payloads() == [b"first", *burst[:5]]  # the bound held, order kept
 
 
 def test_close_is_clean_idempotent_and_final(make_cluster: MakeCluster) -> None:
