@@ -221,10 +221,11 @@ class NetworkNode:
                     self._act(self._machine.handle(data))
                 elif kind == "work":
                     self._work_queued.clear()
-                    if self._machine is not None:
-                        self._act(self._machine.work_available())
+                    if self._machine is not None and (self.node.mempool_size or self.node.mine_pending):
+                        self._act(self._machine.work_available())  # no work, no (empty) block
                 elif kind == "head" and int.from_bytes(data, "big") > self.node.tip.number:
-                    self._sync_from(sender)
+                    if sender in self.validators(self.node.tip.number + 1):  # anyone else could stall us
+                        self._sync_from(sender)
         except BaseException as exc:  # a bug: stop sealing, say why
             log.exception("consensus stopped: %s", exc)
             self.node._fail(exc)

@@ -244,3 +244,43 @@ def test_validator_added_and_removed_through_the_registry(cluster: Cluster) -> N
         block = d.node.store.block_by_number(at)
         assert block is not None and address_of(new) not in block.header.validators
     cluster.assert_same_chain()
+
+
+def test_hostile_peer_frames_are_refused_and_change_nothing(cluster: Cluster) -> None:
+    """Garbage, a non-validator's votes, far-future and replayed messages, bad sync answers."""
+    from coincurve import PrivateKey
+
+    from node.consensus.messages import Commit, Prepare, encode, sign
+    from node.network import FRAME_CONSENSUS, FRAME_HEAD, FRAME_TRANSACTIONS
+
+    h = cluster.send(0, _from_user(0))
+    cluster.wait_included(h)
+    rogue_key = key_of("rogue")
+    rogue = cluster.wire.transport(address_of(rogue_key))
+    answers: list[bytes] = []
+    rogue.start(lambda _s, _f: None, lambda _s, data: answers.append(data) or b"")
+    _until(lambda: len(rogue.connected()) == 4, what="the rogue to join")
+    head = cluster.nodes[0].node.head
+    height = head.number + 1
+    key = PrivateKey(rogue_key)
+    frames = [
+        b"",
+        bytes([FRAME_CONSENSUS]) + b"\xff" * 100,  # not a message
+        bytes([FRAME_CONSENSUS]) + encode(sign(Prepare(height, 0, bytes(32)), key)),  # not a validator
+        bytes([FRAME_CONSENSUS]) + encode(sign(Commit(height, 0, bytes(32), bytes(65)), key)),
+        bytes([FRAME_CONSENSUS]) + encode(sign(Prepare(height + 10**6, 0, bytes(32)), key)),  # far future
+        bytes([FRAME_TRANSACTIONS]) + b"\xc1\xff",  # malformed transaction list
+        bytes([FRAME_TRANSACTIONS]) + __import__("rlp").encode([b"\x02junk"]),  # a bad transaction
+        bytes([FRAME_HEAD]) + (2**63).to_bytes(8, "big"),  # claims a far head: sync finds nothing
+        bytes([99]) + b"unknown kind",
+    ]
+    for frame in frames:
+        rogue.broadcast(frame)
+    time.sleep(1.0)
+    for d in cluster.nodes.values():
+        assert d.node.head.hash == head.hash  # nothing changed
+    assert sum(sum(d.refused.values()) for d in cluster.nodes.values()) > 0
+    h = cluster.send(1, _from_user(1))  # and the chain goes on
+    cluster.wait_included(h)
+    cluster.assert_same_chain()
+    rogue.close()
