@@ -274,14 +274,22 @@ class Simulation:
         """Change the link faults at ``at``."""
         self.at(at, lambda: setattr(self, "faults", faults))
 
-    def run(self, until: float, max_events: int = 500_000) -> None:
-        """Process events up to virtual time ``until`` (or ``max_events`` of them)."""
+    def run(self, until: float, max_events: int = 1_000_000, stop_at_height: int | None = None) -> None:
+        """Process events up to virtual time ``until`` (or ``max_events`` of them).
+
+        With ``stop_at_height``, stop early once every honest node that is up has that many blocks.
+        """
         while self._queue and self._queue[0].time <= until and self.events < max_events:
             event = heapq.heappop(self._queue)
             self.now = event.time
             self.events += 1
             event.run()
+            if stop_at_height is not None and self.events % 64 == 0 and self._reached(stop_at_height):
+                return
         self.now = max(self.now, until)
+
+    def _reached(self, height: int) -> bool:
+        return all(self.height_of(i) >= height for i in self.honest() if self._up[i])
 
     def record_build(self, block: bytes, builder: int) -> None:
         """Note that ``builder`` built ``block`` (for the validity check)."""
