@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
 from coincurve import PrivateKey
 
-from node.consensus.messages import Commit, Payload, Prepare, RoundChange, Signed, decode, encode, sign
+from node.consensus.messages import Commit, Payload, Prepare, RoundChange, Signed, SignedMessage, decode, encode, sign
 from node.consensus.qbft import Action, Broadcast, QbftConfig, QbftMachine
 from node.consensus.sim import StubBlocks
 from node.hashing import address_of_public, keccak
@@ -36,8 +37,8 @@ class Net:
         builder = self.proposer(height, round) if by is None else by
         return self.ops.make(height, round, self.addresses[builder], payload)
 
-    def signed(self, node: int, payload: Payload) -> Signed[Payload]:  # type: ignore[type-var]
-        return sign(payload, self.keys[node])  # type: ignore[type-var]
+    def signed(self, node: int, payload: Payload) -> SignedMessage:
+        return cast(SignedMessage, sign(payload, self.keys[node]))
 
     def wire(self, node: int, payload: Payload) -> bytes:
         return encode(self.signed(node, payload))
@@ -65,9 +66,9 @@ def block_height(net: Net, block: bytes) -> int:
     return net.ops.height(block)
 
 
-def broadcasts(actions: list[Action]) -> list[Signed[Payload]]:  # type: ignore[type-var]
+def broadcasts(actions: list[Action]) -> list[SignedMessage]:
     """The decoded messages among ``actions``."""
-    return [decode(a.data) for a in actions if isinstance(a, Broadcast)]  # type: ignore[misc]
+    return [decode(a.data) for a in actions if isinstance(a, Broadcast)]
 
 
 @pytest.fixture

@@ -131,6 +131,7 @@ def test_timeout_moves_to_next_round_with_backoff(net: Net) -> None:
     assert machine.round == 1
     assert SetTimer(HEIGHT, 1, 2.0) in actions
     (change,) = broadcasts(actions)
+    assert isinstance(change.payload, RoundChange)
     assert change.payload.round == 1 and change.payload.prepared_round is None
     assert machine.timer_expired(HEIGHT, 0) == []  # stale timer
     machine.timer_expired(HEIGHT, 1)
