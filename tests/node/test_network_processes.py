@@ -1,0 +1,99 @@
+"""A validator network of real ``qkdchain node`` processes, QBFT over libp2p on loopback.
+
+What ``test_network`` checks in one process with an in-memory wire, checked again with
+separate OS processes, real libp2p hosts and ``kill -9``: identical chains, a follower
+that forwards transactions, a validator lost (f = 1), two lost (no progress, no fork),
+and a killed validator that restarts, syncs and votes again. Timers are generous: a
+loaded CI machine must not cause spurious failures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from web3 import HTTPProvider, Web3
+
+from node.client.chain import RpcChain
+from node.launcher import LocalNetwork, plan_network
+
+pytestmark = pytest.mark.slow
+WAIT_S = 90.0
+
+
+def _until(predicate: Callable[[], bool], timeout_s: float = WAIT_S, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[LocalNetwork]:
+    specs = plan_network(tmp_path, validators=4, followers=1)
+    with LocalNetwork(tmp_path, specs, round_timeout_s=1.0).up() as net:
+        yield net
+
+
+def _w3(net: LocalNetwork, name: str) -> Web3:
+    return Web3(HTTPProvider(net.urls()[name], request_kwargs={"timeout": 30}))
+
+
+def _heads(net: LocalNetwork, names: list[str]) -> dict[str, int]:
+    return {n: _w3(net, n).eth.block_number for n in names}
+
+
+def _assert_same_chain(net: LocalNetwork, names: list[str]) -> None:
+    top = min(_heads(net, names).values())
+    for number in range(top + 1):
+        hashes = {bytes(_w3(net, n).eth.get_block(number)["hash"]) for n in names}
+        assert len(hashes) == 1, f"nodes disagree at height {number}"
+
+
+def _pay(net: LocalNetwork, via: str, to: str, wei: int = 1) -> None:
+    RpcChain(net.urls()[via]).fund(to, wei)  # waits for the receipt: the block is final
+
+
+def test_validators_agree_and_a_follower_forwards(network: LocalNetwork) -> None:
+    names = [s.name for s in network.specs]
+    for i, via in enumerate(["validator-0", "validator-2", "follower-0", "validator-3"]):
+        _pay(network, via, "0x" + f"{i + 1:02x}" * 20)
+    _until(lambda: len(set(_heads(network, names).values())) == 1, what="every node at one head")
+    _assert_same_chain(network, names)
+    block = _w3(network, "follower-0").eth.get_block("latest")
+    assert len(block["commitSeals"]) >= 3 and block["validators"] == sorted(block["validators"])
+
+
+def test_validators_lost_then_one_restarted(network: LocalNetwork) -> None:
+    network.kill("validator-3")  # f = 1: the chain goes on
+    _pay(network, "validator-0", "0x" + "aa" * 20)
+    _pay(network, "validator-1", "0x" + "ab" * 20)
+    network.kill("validator-2")  # two of four: no quorum
+    before = _heads(network, ["validator-0", "validator-1"])
+    chain = RpcChain(network.urls()["validator-0"])
+    signed = chain.faucet.sign_transaction(
+        {
+            "to": Web3.to_checksum_address("0x" + "ac" * 20),
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+            "nonce": chain.w3.eth.get_transaction_count(chain.faucet.address, "pending"),
+            "chainId": chain.chain_id,
+            "type": 2,
+        }
+    )
+    sent = chain.w3.eth.send_raw_transaction(signed.raw_transaction)  # admitted; cannot be final yet
+    time.sleep(6.0)  # several round timers
+    assert _heads(network, ["validator-0", "validator-1"]) == before  # nothing final, nothing forked
+    network.start("validator-3")  # back after blocks it missed: sync, then its vote makes the quorum
+    network.wait_ready("validator-3")
+    receipt = _w3(network, "validator-0").eth.wait_for_transaction_receipt(sent, timeout=WAIT_S)
+    assert receipt["status"] == 1
+    alive = ["validator-0", "validator-1", "validator-3", "follower-0"]
+    _until(lambda: len(set(_heads(network, alive).values())) == 1, what="validator-3 to catch up")
+    _assert_same_chain(network, alive)
