@@ -44,7 +44,7 @@ from node.block import Block, BlockHeader, SealedReceipt, genesis_block, seal
 from node.engine.base import Account, EngineError, ExecutionReceipt, LogEntry, StateDiff, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.errors import NodeError
-from node.hashing import address_of_public
+from node.hashing import address_of_public, keccak
 from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
 from node.validators import next_validators
@@ -359,6 +359,20 @@ class Node:
         if not self.consensus:  # alone, the proposer's signature is the one commit seal
             block = Block(block.header, block.signature, block.tx_hashes, (block.signature,))
         return Built(block, receipts, raws, diff)
+
+    def decode_known(self, raws: list[bytes]) -> list[Transaction]:
+        """Decode a block's raw transactions, reusing those already admitted here (no second
+        signature recovery for what the mempool holds).
+
+        Raises:
+            TransactionRejected: a raw transaction that does not decode or recover.
+        """
+        with self._cond:
+            known = [self._mempool.get(keccak(raw)) for raw in raws]
+        return [
+            p.tx if p is not None and p.raw == raw else decode_transaction(raw, self.chain_id)
+            for p, raw in zip(known, raws, strict=True)
+        ]
 
     def replay(self, parent: Block, header: BlockHeader, txs: list[Transaction], raws: list[bytes]) -> Built:
         """Re-execute a block someone else built, on top of ``parent`` (engine lock held).

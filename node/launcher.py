@@ -63,6 +63,7 @@ def plan_network(
     admin: str | None = None,
     permissioned: bool = False,
     alloc: dict[str, int] | None = None,
+    block_gas_limit: int = 30_000_000,
 ) -> list[NodeSpec]:
     """Write keys, genesis and peers for a network into ``directory`` (kept if already there).
 
@@ -100,6 +101,7 @@ def plan_network(
             operators=(faucet,),
             permissioned=permissioned,
             timestamp=int(time.time()),
+            block_gas_limit=block_gas_limit,
         )
         genesis_path.write_text(json.dumps(genesis.to_json(), indent=2) + "\n")
     specs = [

@@ -10,8 +10,12 @@ execution) and it goes to the store like a solo node's block.
 
 Frames on the transport (one byte of kind, then the payload):
 
-- ``CONSENSUS``: a signed QBFT message; each unique one is re-sent once to every peer
-  (as Besu does), so a message reaches everyone while any path does;
+- ``CONSENSUS``: a signed QBFT message; each unique vote (PREPARE, COMMIT, ROUND-CHANGE,
+  anything up to 16 KiB) is re-sent once to every peer, as Besu does, so it reaches
+  everyone while any path does. Proposals carry whole blocks and are not relayed: on
+  py-libp2p, relaying a 250 KB proposal three times cost more than the block's
+  execution, and a validator that misses one still decides from the others' COMMITs or
+  syncs the block;
 - ``TRANSACTIONS``: raw transactions admitted here from clients, batched, sent to every
   peer (each node sends its own clients' transactions; peers admit without re-sending);
 - ``HEAD``: the number of a block this node has just finalized; a node behind syncs.
@@ -46,7 +50,7 @@ from node.errors import NodeError
 from node.hashing import keccak
 from node.p2p.errors import P2PError
 from node.p2p.transport import Transport
-from node.txcodec import TransactionRejected, decode_transaction
+from node.txcodec import TransactionRejected
 
 log = logging.getLogger("qkdchain.network")
 
@@ -60,6 +64,7 @@ REQUEST_HEAD = 17
 SYNC_BATCH = 64  # blocks per sync request
 SEEN_LIMIT = 50_000  # consensus message digests remembered for re-sending once
 GOSSIP_BATCH = 2_000  # transactions per gossip frame
+REGOSSIP_MAX_BYTES = 16 * 1024  # votes are relayed; a proposal (a whole block) only comes from its proposer
 
 
 class SyncFailed(NodeError):
@@ -145,6 +150,7 @@ class NetworkNode:
         self._gossip_ready = threading.Condition()
         self._running = True
         self._work_queued = threading.Event()
+        self._height_started = time.monotonic()
         self.decided = 0
         self.refused: dict[str, int] = {}
         self._threads = [
@@ -189,6 +195,7 @@ class NetworkNode:
     def _next_height(self) -> None:
         """Run consensus for the block after our tip (a follower's machine only watches)."""
         height = self.node.tip.number + 1
+        self._height_started = time.monotonic()
         self._executed.clear()
         self._timers.clear()
         if self._machine is None:
@@ -196,6 +203,10 @@ class NetworkNode:
             self._machine = qbft.QbftMachine(self.key.secret, self.ops, self.validators, height, config)
         elif height > self._machine.height:
             self._act(self._machine.start_height(height))
+
+    def _leads(self, sender: str) -> bool:
+        """Only a validator's head announcement starts a sync (anyone else could stall us)."""
+        return sender in self.validators(self.node.tip.number + 1)
 
     @property
     def is_validator(self) -> bool:
@@ -223,9 +234,8 @@ class NetworkNode:
                     self._work_queued.clear()
                     if self._machine is not None and (self.node.mempool_size or self.node.mine_pending):
                         self._act(self._machine.work_available())  # no work, no (empty) block
-                elif kind == "head" and int.from_bytes(data, "big") > self.node.tip.number:
-                    if sender in self.validators(self.node.tip.number + 1):  # anyone else could stall us
-                        self._sync_from(sender)
+                elif kind == "head" and int.from_bytes(data, "big") > self.node.tip.number and self._leads(sender):
+                    self._sync_from(sender)
         except BaseException as exc:  # a bug: stop sealing, say why
             log.exception("consensus stopped: %s", exc)
             self.node._fail(exc)
@@ -286,7 +296,7 @@ class NetworkNode:
         signer = Block(header, signature, ()).signer() if len(signature) == 65 else None
         if signer not in self.validators(header.number):
             raise InvalidBlock(f"block {header.number} is not signed by a validator")
-        txs = [decode_transaction(raw, node.chain_id) for raw in raws]
+        txs = node.decode_known(raws)
         if len({tx.tx_hash for tx in txs}) != len(txs):
             raise InvalidBlock(f"block {header.number} repeats a transaction")
         with node._engine_lock:
@@ -307,6 +317,11 @@ class NetworkNode:
         self.node.finalize(final)
         self.node.take_mine_request()  # on every node alike, so no request outlives its block
         self.decided += 1
+        log.info(
+            "decided",
+            extra={"block": header.number, "round": header.round, "txs": len(built.receipts),
+                   "height_ms": round((time.monotonic() - self._height_started) * 1000, 1)},
+        )  # fmt: skip
         self.transport.broadcast(bytes([FRAME_HEAD]) + header.number.to_bytes(8, "big"))
         self._next_height()
         if self.node.mempool_size or self.node.mine_pending:
@@ -369,7 +384,7 @@ class NetworkNode:
         if header.number != node.tip.number + 1:
             raise SyncFailed(f"block {header.number} does not follow our tip {node.tip.number}")
         verify_finality(data, seals, node.tip.header.validators, self.ops)
-        txs = [decode_transaction(raw, node.chain_id) for raw in raws]
+        txs = node.decode_known(raws)
         with node._engine_lock:
             built = node.replay(node.tip, header, txs, raws)
             if built.block.hash != header.hash:
@@ -398,7 +413,7 @@ class NetworkNode:
         if kind == FRAME_CONSENSUS:
             if not self._remember(keccak(payload)):
                 return
-            if self.config.regossip:
+            if self.config.regossip and len(frame) <= REGOSSIP_MAX_BYTES:
                 self.transport.broadcast(frame)
             self._inbox.put(("msg", sender, payload))
         elif kind == FRAME_TRANSACTIONS:
