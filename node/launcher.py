@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,8 +65,11 @@ def plan_network(
     permissioned: bool = False,
     alloc: dict[str, int] | None = None,
     block_gas_limit: int = 30_000_000,
+    given_keys: Mapping[str, bytes] | None = None,
 ) -> list[NodeSpec]:
     """Write keys, genesis and peers for a network into ``directory`` (kept if already there).
+
+    ``given_keys``: keys by node name (``validator-0``, ...); the others are drawn at random.
 
     Raises:
         NetworkError: fewer than one validator, or a directory planned for another size.
@@ -82,7 +86,7 @@ def plan_network(
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_bytes(32).hex() + "\n")
+                f.write((given_keys or {}).get(name, secrets.token_bytes(32)).hex() + "\n")
         keys[name] = bytes.fromhex(path.read_text().strip())
     addresses = {name: address_of(PrivateKey(key)) for name, key in keys.items()}
     genesis_path = directory / "genesis.json"

@@ -86,6 +86,11 @@ class NetworkConfig:
     request_timeout_s: float = 10.0
 
 
+def _differing(ours: BlockHeader, theirs: BlockHeader) -> str:
+    """The header fields where our re-execution disagrees with a peer's block (for the log)."""
+    return ", ".join(f for f in ours.__dataclass_fields__ if getattr(ours, f) != getattr(theirs, f)) or "nothing"
+
+
 def content_key(header: BlockHeader) -> bytes:
     """What a block is apart from the round it was proposed in (re-proposals keep it)."""
     return header.hash
@@ -303,7 +308,9 @@ class NetworkNode:
             built = node.replay(node.tip, header, txs, raws)
             node.undo()
         if built.block.hash != header.hash:
-            raise InvalidBlock(f"block {header.number}: re-execution gives another header (roots or validators)")
+            raise InvalidBlock(
+                f"block {header.number}: re-execution differs in {_differing(built.block.header, header)}"
+            )
         self._executed[key] = built
         return built
 
@@ -389,7 +396,9 @@ class NetworkNode:
             built = node.replay(node.tip, header, txs, raws)
             if built.block.hash != header.hash:
                 node.undo()
-                raise InvalidBlock(f"block {header.number}: re-execution gives another header")
+                raise InvalidBlock(
+                    f"block {header.number}: re-execution differs in {_differing(built.block.header, header)}"
+                )
         block = Block(header, signature, built.block.tx_hashes, seals)
         node.finalize(Built(block, built.receipts, built.raws, built.diff))
         return block
@@ -470,10 +479,25 @@ class NetworkNode:
             self._inbox.put(("work", "", b""))
 
     def _gossip_loop(self) -> None:
+        """Send admitted transactions to every peer, batched; re-send what waits too long.
+
+        A broadcast reaches only the peers connected at that moment, and a validator that
+        never hears of a transaction never starts its round timer for it. So when
+        transactions have waited a whole round timer without a new block, the oldest are
+        announced again (peers that have them refuse them as known, quietly).
+        """
+        last_tip, stalled_since = -1, time.monotonic()
         while self._running:
             with self._gossip_ready:
-                while self._running and not self._gossip:
-                    self._gossip_ready.wait()
+                if self._running and not self._gossip:
+                    self._gossip_ready.wait(self.config.round_timeout_s / 2)
                 batch, self._gossip = self._gossip[:GOSSIP_BATCH], self._gossip[GOSSIP_BATCH:]
+            tip = self.node.tip.number
+            if tip != last_tip or not self.node.mempool_size:
+                last_tip, stalled_since = tip, time.monotonic()
+            elif not batch and time.monotonic() - stalled_since >= self.config.round_timeout_s:
+                with self.node._cond:
+                    batch = [p.raw for p in self.node.take()][:GOSSIP_BATCH]
+                stalled_since = time.monotonic()
             if batch:
                 self.transport.broadcast(bytes([FRAME_TRANSACTIONS]) + rlp.encode(batch))

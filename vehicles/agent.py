@@ -9,6 +9,7 @@ from typing import Literal
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from web3 import Web3
 
 from node.client.chain import Chain
 from node.client.registry import KeyRegistry
@@ -67,8 +68,12 @@ def onboard(
     clock_ms: Callable[[], int],
     rng: RandomSource | None = None,
     record: Callable[[str, TxResult], None] | None = None,
+    w3: Web3 | None = None,
 ) -> Agent:
-    """Fund the account, give it its role on chain, issue and register its pseudonym."""
+    """Fund the account, give it its role on chain, issue and register its pseudonym.
+
+    ``w3``: the node the agent talks to (on a validator network, any node's endpoint).
+    """
     note = record or (lambda _fn, _r: None)
     chain.fund(account.address, FUNDING_WEI)
     if role == "rsu":
@@ -80,7 +85,7 @@ def onboard(
         "registerIdentity",
         ta_registry.register_identity(PseudonymId(credential.pseudonym.pseudonym_id), account.address),
     )
-    registry = ta_registry.connect(account)
+    registry = ta_registry.connect(account, w3)
     revocations = RegistryRevocationList(registry)
     verifier = Verifier(ta.public_key, revocations, clock_ms=clock_ms, rng=rng)
     return Agent(name, role, account, registry, credential, KeyPool(pool_dir / name), revocations, verifier, rng)

@@ -30,11 +30,14 @@ def devnet(
     ] = None,
     rpc_url: RpcOpt = None,
     embedded: ChainOpt = "node",
+    validators: Annotated[
+        int, typer.Option(min=0, max=16, help="Run on a local QBFT network of this many node processes (0: one node).")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """The whole path of a key: onboarding, QKD sessions committed on chain, one-time-pad
     messages, and attacks (tapped links, tampering, replay, pad reuse, revocation)."""
-    from vehicles.scenario import ScenarioConfig, ScenarioConfigError, devnet_account, run_scenario
+    from vehicles.scenario import ScenarioConfig, ScenarioConfigError, devnet_account, run_on_network, run_scenario
 
     try:
         config = ScenarioConfig(
@@ -42,18 +45,23 @@ def devnet(
         )
     except ScenarioConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    # on our node the scenario's TA is the genesis admin: its registry is the allow list
-    with embedded_chain(rpc_url, embedded, admin=devnet_account(seed, "ta").address) as chain:
-        try:
-            if as_json:
-                report = run_scenario(chain, config, data_dir)
-                emit_json(report.to_json())
-                return
+    if validators and rpc_url:
+        raise typer.BadParameter("--validators starts its own network; it cannot be combined with --rpc-url")
+    try:
+        if validators:
             with err.status("starting") as status:
-                report = run_scenario(chain, config, data_dir, progress=lambda msg: status.update(msg))
-        except ScenarioConfigError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+                report = run_on_network(config, validators, data_dir, progress=lambda msg: status.update(msg))
+        else:  # on our node the scenario's TA is the genesis admin: its registry is the allow list
+            admin = devnet_account(seed, "ta").address
+            with embedded_chain(rpc_url, embedded, admin=admin) as chain, err.status("starting") as status:
+                say = (lambda _m: None) if as_json else (lambda msg: status.update(msg))
+                report = run_scenario(chain, config, data_dir, progress=say)
+    except ScenarioConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        emit_json(report.to_json())
+        return
     sessions = Table(title=f"QKD sessions ({report.chain}, registry {report.registry})")
     for col in ("vehicle", "RSU", "outcome", "QBER", "key bits"):
         sessions.add_column(col)

@@ -15,7 +15,7 @@ import math
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import numpy as np
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from web3 import Web3
 
 from node.client.chain import Chain
 from node.client.registry import KeyRegistry
@@ -155,8 +156,13 @@ def run_scenario(
     config: ScenarioConfig | None = None,
     data_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    endpoints: Sequence[Web3] = (),
 ) -> ScenarioReport:
-    """Run the scenario on ``chain``; key pools live under ``data_dir`` (a temp dir by default)."""
+    """Run the scenario on ``chain``; key pools live under ``data_dir`` (a temp dir by default).
+
+    ``endpoints``: other nodes of the same chain; RSUs and vehicles are spread over them
+    round-robin (a validator network), while the TA and the faucet use ``chain``.
+    """
     config = config or ScenarioConfig()
     say = progress or (lambda _m: None)
     started = time.perf_counter()
@@ -182,13 +188,36 @@ def run_scenario(
     ta = TrustedAuthority(rng=ibc_rng)
 
     say(f"onboarding {config.rsus} RSUs and {config.vehicles} vehicles")
+    nodes = list(endpoints) or [chain.w3]
     rsus = [
-        onboard(f"rsu{j}", "rsu", account(f"rsu{j}"), ta, ta_registry, chain, data_dir, clock, ibc_rng, note)
+        onboard(
+            f"rsu{j}",
+            "rsu",
+            account(f"rsu{j}"),
+            ta,
+            ta_registry,
+            chain,
+            data_dir,
+            clock,
+            ibc_rng,
+            note,
+            nodes[j % len(nodes)],
+        )
         for j in range(config.rsus)
     ]
     vehicles = [
         onboard(
-            f"vehicle{i}", "vehicle", account(f"vehicle{i}"), ta, ta_registry, chain, data_dir, clock, ibc_rng, note
+            f"vehicle{i}",
+            "vehicle",
+            account(f"vehicle{i}"),
+            ta,
+            ta_registry,
+            chain,
+            data_dir,
+            clock,
+            ibc_rng,
+            note,
+            nodes[(config.rsus + i) % len(nodes)],
         )
         for i in range(config.vehicles)
     ]
@@ -280,3 +309,40 @@ def run_scenario(
 
     report.wall_time_s = time.perf_counter() - started
     return report
+
+
+def run_on_network(
+    config: ScenarioConfig,
+    validators: int,
+    data_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    round_timeout_s: float = 2.0,
+) -> ScenarioReport:
+    """Run the scenario on a local QBFT network of ``validators`` node processes.
+
+    The RSUs are validators (the registry's validator role is the consensus validator
+    set), so validator node i runs with RSU i's key and the TA is the genesis admin:
+    onboarding an RSU names a validator that is already there and the set stays as the
+    genesis has it. RSUs and vehicles are spread over the nodes' endpoints.
+
+    Raises:
+        ScenarioConfigError: more RSUs than validators (an RSU without a node would join
+            the validator set and could cost the network its quorum).
+    """
+    from web3 import HTTPProvider
+
+    from node.client.chain import RpcChain
+    from node.launcher import LocalNetwork, plan_network
+
+    if config.rsus > validators:
+        raise ScenarioConfigError(f"--rsus {config.rsus} exceeds --validators {validators}: every RSU runs a node")
+    directory = Path(tempfile.mkdtemp(prefix="qkdchain-devnet-network-"))
+    keys = {f"validator-{i}": bytes(devnet_account(config.seed, f"rsu{i}").key) for i in range(validators)}
+    specs = plan_network(
+        directory, validators, admin=devnet_account(config.seed, "ta").address, permissioned=True, given_keys=keys
+    )
+    (progress or (lambda _m: None))(f"starting {validators} validator processes in {directory}")
+    with LocalNetwork(directory, specs, round_timeout_s).up() as network:
+        chain = RpcChain(specs[0].url, name=f"network-{validators}")
+        endpoints = [Web3(HTTPProvider(s.url, request_kwargs={"timeout": 60})) for s in network.specs]
+        return run_scenario(chain, config, data_dir, progress, endpoints)

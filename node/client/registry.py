@@ -128,9 +128,11 @@ class KeyRegistry:
         registry.deployment = registry._result(receipt, latency_ms)
         return registry
 
-    def connect(self, who: Signer | LocalAccount) -> KeyRegistry:
-        """The same contract with ``who`` as the writing account."""
-        return KeyRegistry(self.w3, self.address, self._as_signer(who), self.artifact, self.deployed_at_block)
+    def connect(self, who: Signer | LocalAccount, w3: Web3 | None = None) -> KeyRegistry:
+        """The same contract with ``who`` as the writing account (through ``w3``: another node of the chain)."""
+        target = w3 or self.w3
+        signer = who if isinstance(who, Signer) else Signer(target, who)
+        return KeyRegistry(target, self.address, signer, self.artifact, self.deployed_at_block)
 
     # ---- roles --------------------------------------------------------------
 

@@ -201,7 +201,7 @@ class RevmEngine(ExecutionEngine):
         for entry in _CHANGED:  # str.split is ~20x faster than a regex over the journal
             for piece in journal.split(entry)[1:]:
                 addresses.add(piece[:42])
-                if entry[8:16] == "Transfer":
+                if entry[7:15] == "Transfer":  # "BalanceTransfer { from: " names a recipient too
                     addresses.add(piece[48:90])  # "0x…, to: 0x…"
         slots: set[tuple[str, int]] = set()
         for piece in journal.split(_SSTORE)[1:]:

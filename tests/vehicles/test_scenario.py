@@ -23,7 +23,7 @@ from vehicles.ibc import TrustedAuthority
 from vehicles.ibc.curve import SeededRng
 from vehicles.keysession import establish_key
 from vehicles.messaging import MessageRefused
-from vehicles.scenario import ScenarioConfig, run_scenario
+from vehicles.scenario import ScenarioConfig, run_on_network, run_scenario
 
 CONFIG = ScenarioConfig(vehicles=4, rsus=2, eve_share=0.25, messages=2, seed=3)
 
@@ -72,6 +72,14 @@ def test_same_outcomes_on_anvil(embedded: dict[str, Any], tmp_path: Path) -> Non
         on_anvil = run_scenario(anvil, CONFIG, tmp_path).to_json()
     assert on_anvil["chain"] == "anvil"
     assert _outcomes(on_anvil) == _outcomes(embedded)
+
+
+@pytest.mark.slow
+def test_same_outcomes_on_a_four_validator_network(embedded: dict[str, Any], tmp_path: Path) -> None:
+    """``qkdchain devnet --validators 4``: RSUs are validator processes, agents spread over them."""
+    on_network = run_on_network(CONFIG, validators=4, data_dir=tmp_path).to_json()
+    assert on_network["chain"] == "network-4"
+    assert _outcomes(on_network) == _outcomes(embedded)
 
 
 @dataclass
