@@ -30,6 +30,7 @@ validator) run no state machine; they sync on ``HEAD`` frames and serve JSON-RPC
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -64,6 +65,7 @@ REQUEST_HEAD = 17
 SYNC_BATCH = 64  # blocks per sync request
 SEEN_LIMIT = 50_000  # consensus message digests remembered for re-sending once
 GOSSIP_BATCH = 2_000  # transactions per gossip frame
+INCOMING_BATCHES = 256  # gossiped transaction batches waiting for admission
 REGOSSIP_MAX_BYTES = 16 * 1024  # votes are relayed; a proposal (a whole block) only comes from its proposer
 
 
@@ -152,6 +154,7 @@ class NetworkNode:
         self._timers: dict[tuple[int, int], float] = {}
         self._machine: qbft.QbftMachine | None = None
         self._gossip: list[bytes] = []
+        self._incoming: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=INCOMING_BATCHES)
         self._gossip_ready = threading.Condition()
         self._running = True
         self._work_queued = threading.Event()
@@ -161,6 +164,7 @@ class NetworkNode:
         self._threads = [
             threading.Thread(target=self._consensus_loop, name="consensus", daemon=True),
             threading.Thread(target=self._gossip_loop, name="gossip", daemon=True),
+            threading.Thread(target=self._admit_loop, name="admit-gossip", daemon=True),
         ]
 
     # -- lifecycle --
@@ -179,6 +183,8 @@ class NetworkNode:
     def close(self) -> None:
         self._running = False
         self._inbox.put(("stop", "", b""))
+        with contextlib.suppress(queue.Full):
+            self._incoming.put_nowait(None)
         with self._gossip_ready:
             self._gossip_ready.notify_all()
         for thread in self._threads:
@@ -432,8 +438,11 @@ class NetworkNode:
                 log.info("malformed transaction frame from %s", sender)
                 return
             if isinstance(raws, list):
-                self.node.submit_many([r for r in raws if isinstance(r, bytes)], announce=False)
-                self._kick()
+                try:  # admitted on a thread of its own: votes never queue behind signature recovery
+                    self._incoming.put_nowait([r for r in raws if isinstance(r, bytes)])
+                except queue.Full:
+                    self.refused["IncomingTransactionsFull"] = self.refused.get("IncomingTransactionsFull", 0) + 1
+                    log.warning("dropped a batch of %d gossiped transactions: admission is behind", len(raws))
         elif kind == FRAME_HEAD and len(payload) == 8:
             self._inbox.put(("head", sender, payload))
         elif kind == FRAME_DEV and payload == b"M":
@@ -477,6 +486,15 @@ class NetworkNode:
         if not self._work_queued.is_set():
             self._work_queued.set()
             self._inbox.put(("work", "", b""))
+
+    def _admit_loop(self) -> None:
+        """Admit transactions peers gossiped (signature recovery, nonce, funds, permission)."""
+        while self._running:
+            raws = self._incoming.get()
+            if raws is None:
+                return
+            self.node.submit_many(raws, announce=False)  # refusals (known, nonce) are expected
+            self._kick()
 
     def _gossip_loop(self) -> None:
         """Send admitted transactions to every peer, batched; re-send what waits too long.
