@@ -555,28 +555,32 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
     }
 
 
-def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
+def plot_load_curves(
+    groups: dict[str, list[dict[str, Any]]],
+    path: Path,
+    tps_label: str,
+    latency_label: str,
+    decorate: Callable[[Any, Any], None],
+) -> Path:
+    """Throughput and latency (p50, p99) against offered load, one curve per group of rows."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for i, system in enumerate(dict.fromkeys(r["system"] for r in report["results"])):
-        rows = [r for r in report["results"] if r["system"] == system]
+    for i, (label, rows) in enumerate(groups.items()):
         offered = [r["offered_tps"] for r in rows]
         colour = f"C{i}"
-        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", color=colour, label=system)
-        p50 = [max(r["latency_ms"]["p50"], 1e-3) for r in rows]
-        p99 = [max(r["latency_ms"]["p99"], 1e-3) for r in rows]
-        ax_lat.loglog(offered, p50, "o-", color=colour, label=f"{system} p50")
-        ax_lat.loglog(offered, p99, "x:", color=colour, alpha=0.6, label=f"{system} p99")
-    ax_tps.axhline(report["claimed"]["tps"], color="grey", ls="--", label="claimed 10,000 TPS")
-    ax_lat.axhline(report["claimed"]["validation_ms"], color="grey", ls="--", label="claimed 5 ms")
+        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", color=colour, label=label)
+        for q, style, alpha in (("p50", "o-", 1.0), ("p99", "x:", 0.6)):
+            values = [max(r["latency_ms"][q], 1e-3) for r in rows]
+            ax_lat.loglog(offered, values, style, color=colour, alpha=alpha, label=f"{label} {q}")
+    decorate(ax_tps, ax_lat)
     ax_tps.set_xlabel("offered load (tx/s)")
-    ax_tps.set_ylabel("validated tx/s")
+    ax_tps.set_ylabel(tps_label)
     ax_lat.set_xlabel("offered load (tx/s)")
-    ax_lat.set_ylabel("submission to receipt (ms)")
+    ax_lat.set_ylabel(latency_label)
     for ax in (ax_tps, ax_lat):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -587,3 +591,15 @@ def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in report["results"]:
+        groups.setdefault(r["system"], []).append(r)
+
+    def decorate(ax_tps: Any, ax_lat: Any) -> None:
+        ax_tps.axhline(report["claimed"]["tps"], color="grey", ls="--", label="claimed 10,000 TPS")
+        ax_lat.axhline(report["claimed"]["validation_ms"], color="grey", ls="--", label="claimed 5 ms")
+
+    return plot_load_curves(groups, path, "validated tx/s", "submission to receipt (ms)", decorate)

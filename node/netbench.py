@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of
+from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of, plot_load_curves
 from node.launcher import LocalNetwork, plan_network
 from node.metrics import Percentiles
 
@@ -118,38 +118,12 @@ def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Pr
 
 
 def plot_network_benchmark(report: dict[str, Any], path: Path) -> Path:
-    import matplotlib
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in report["results"]:
+        n = r["validators"]
+        groups.setdefault("1 validator (solo node)" if n == 1 else f"{n} validators (QBFT)", []).append(r)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def decorate(ax_tps: Any, _ax_lat: Any) -> None:
+        ax_tps.axhspan(750, 1200, color="grey", alpha=0.2, label="Besu QBFT, 4 validators (750-1,200)")
 
-    fig, (ax_tps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for i, n in enumerate(dict.fromkeys(r["validators"] for r in report["results"])):
-        rows = [r for r in report["results"] if r["validators"] == n]
-        offered = [r["offered_tps"] for r in rows]
-        label = "1 validator (solo node)" if n == 1 else f"{n} validators (QBFT)"
-        ax_tps.loglog(offered, [max(r["tps"], 0.1) for r in rows], "o-", color=f"C{i}", label=label)
-        ax_lat.loglog(
-            offered, [max(r["latency_ms"]["p50"], 1e-2) for r in rows], "o-", color=f"C{i}", label=f"{label} p50"
-        )
-        ax_lat.loglog(
-            offered,
-            [max(r["latency_ms"]["p99"], 1e-2) for r in rows],
-            "x:",
-            color=f"C{i}",
-            alpha=0.6,
-            label=f"{label} p99",
-        )
-    ax_tps.axhspan(750, 1200, color="grey", alpha=0.2, label="Besu QBFT, 4 validators (750-1,200)")
-    ax_tps.set_xlabel("offered load (tx/s)")
-    ax_tps.set_ylabel("finalized tx/s")
-    ax_lat.set_xlabel("offered load (tx/s)")
-    ax_lat.set_ylabel("submission to finality (ms)")
-    for ax in (ax_tps, ax_lat):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return plot_load_curves(groups, path, "finalized tx/s", "submission to finality (ms)", decorate)

@@ -34,7 +34,7 @@ from node.types import SessionId, TxResult
 from qkd.bb84 import Eve, EveConfig
 from qkd.channel import fibre
 from qkd.session import SessionConfig
-from vehicles.agent import Agent, onboard
+from vehicles.agent import Agent, Role, onboard
 from vehicles.ibc import TrustedAuthority
 from vehicles.ibc.curve import SeededRng
 from vehicles.keysession import KeySessionReport, establish_key
@@ -189,38 +189,13 @@ def run_scenario(
 
     say(f"onboarding {config.rsus} RSUs and {config.vehicles} vehicles")
     nodes = list(endpoints) or [chain.w3]
-    rsus = [
-        onboard(
-            f"rsu{j}",
-            "rsu",
-            account(f"rsu{j}"),
-            ta,
-            ta_registry,
-            chain,
-            data_dir,
-            clock,
-            ibc_rng,
-            note,
-            nodes[j % len(nodes)],
-        )
-        for j in range(config.rsus)
-    ]
-    vehicles = [
-        onboard(
-            f"vehicle{i}",
-            "vehicle",
-            account(f"vehicle{i}"),
-            ta,
-            ta_registry,
-            chain,
-            data_dir,
-            clock,
-            ibc_rng,
-            note,
-            nodes[(config.rsus + i) % len(nodes)],
-        )
-        for i in range(config.vehicles)
-    ]
+
+    def join(index: int, name: str, role: Role) -> Agent:  # agents spread over the nodes round-robin
+        node = nodes[index % len(nodes)]
+        return onboard(name, role, account(name), ta, ta_registry, chain, data_dir, clock, ibc_rng, note, node)
+
+    rsus = [join(j, f"rsu{j}", "rsu") for j in range(config.rsus)]
+    vehicles = [join(config.rsus + i, f"vehicle{i}", "vehicle") for i in range(config.vehicles)]
 
     tapped_count = math.ceil(config.eve_share * config.vehicles)
     tapped = set(rng.choice(config.vehicles, tapped_count, replace=False).tolist()) if tapped_count else set()
