@@ -191,6 +191,7 @@ class Permissioning:
         self.registry = genesis.registry
         self.operators = {o.lower() for o in genesis.operators} | ({genesis.admin.lower()} if genesis.admin else set())
         self._cache: dict[str, bool] = {}
+        self.changed = False  # a role event was seen since the owner last reset this flag
 
     def cached(self, sender: str) -> bool | None:
         """The answer if it needs no state read, else ``None``."""
@@ -223,6 +224,7 @@ class Permissioning:
         """Drop cached answers when the registry changes a role or revokes someone."""
         if any(log.address == self.registry and log.topics and log.topics[0] in _ROLE_EVENTS for log in logs):
             self._cache.clear()
+            self.changed = True
 
 
 def check_static(tx: Transaction, genesis: Genesis) -> None:

@@ -326,6 +326,7 @@ class Node:
         timestamp = self.next_timestamp(parent)
         proposer = address_of(key)
         self.engine.begin_block(number, timestamp, coinbase=proposer, undoable=undoable)
+        self.permissioning.changed = False
         receipts: list[SealedReceipt] = []
         raws: list[bytes] = []
         cumulative = 0
@@ -387,6 +388,7 @@ class Node:
         if header.gas_limit != self.genesis.block_gas_limit or header.base_fee != self.genesis.base_fee:
             raise InvalidBlock(f"block {header.number}: gas limit or base fee differ from the genesis")
         self.engine.begin_block(header.number, header.timestamp, coinbase=header.proposer, undoable=True)
+        self.permissioning.changed = False
         receipts: list[SealedReceipt] = []
         cumulative = 0
         try:
@@ -415,7 +417,8 @@ class Node:
     def undo(self) -> None:
         """Take back the last undoable block's state (engine lock held): nothing of it stays."""
         self.engine.rollback_block()
-        self.permissioning.reset()
+        if self.permissioning.changed:  # answers read from the undone state: forget them
+            self.permissioning.reset()
 
     def finalize(self, built: Built) -> None:
         """A final block: its state becomes the node's and it goes to the store (consensus thread).
@@ -445,7 +448,7 @@ class Node:
     def apply(self, built: Built) -> None:
         """Load a decided block's writes into the engine (engine lock held); undone replays leave none."""
         self.engine.load(built.diff)
-        self.permissioning.reset()
+        self.permissioning.observe(tuple(_logs(built.receipts)))
 
     @property
     def tip(self) -> Block:
