@@ -429,7 +429,10 @@ class NetworkNode:
             if not self._remember(keccak(payload)):
                 return
             if self.config.regossip and len(frame) <= REGOSSIP_MAX_BYTES:
-                self.transport.broadcast(frame)
+                for peer in self.transport.connected():
+                    if peer != sender:  # the peer it came from has it
+                        with contextlib.suppress(P2PError):
+                            self.transport.send(peer, frame)
             self._inbox.put(("msg", sender, payload))
         elif kind == FRAME_TRANSACTIONS:
             try:
