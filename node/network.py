@@ -10,12 +10,13 @@ execution) and it goes to the store like a solo node's block.
 
 Frames on the transport (one byte of kind, then the payload):
 
-- ``CONSENSUS``: a signed QBFT message; each unique vote (PREPARE, COMMIT, ROUND-CHANGE,
-  anything up to 16 KiB) is re-sent once to every peer, as Besu does, so it reaches
-  everyone while any path does. Proposals carry whole blocks and are not relayed: on
-  py-libp2p, relaying a 250 KB proposal three times cost more than the block's
-  execution, and a validator that misses one still decides from the others' COMMITs or
-  syncs the block;
+- ``CONSENSUS``: a signed QBFT message, decoded (and its signer recovered) on the
+  transport's delivery thread. Each unique ROUND-CHANGE, and every vote of a round > 0,
+  is re-sent once to every peer but the one it came from, as Besu does, so once a round
+  has failed a message reaches everyone while any path does. Round 0 on a full mesh
+  relays nothing (relaying tripled the deliveries of a height on py-libp2p), and
+  proposals (whole blocks) are never relayed: a validator that misses one still decides
+  from the others' COMMITs or syncs the block;
 - ``TRANSACTIONS``: raw transactions admitted here from clients, batched, sent to every
   peer (each node sends its own clients' transactions; peers admit without re-sending);
 - ``HEAD``: the number of a block this node has just finalized; a node behind syncs.
@@ -46,6 +47,8 @@ from node.block import Block, BlockHeader, MalformedBlock, decode_block, encode_
 from node.consensus import qbft
 from node.consensus.errors import ConsensusError
 from node.consensus.finality import verify_finality
+from node.consensus.messages import RoundChange, SignedMessage
+from node.consensus.messages import decode as decode_message
 from node.core import Built, InvalidBlock, Node, address_of
 from node.errors import NodeError
 from node.hashing import keccak
@@ -147,7 +150,7 @@ class NetworkNode:
         self.address = address_of(self.key)
         self.config = config or NetworkConfig()
         self.ops = _BlockOps(self)
-        self._inbox: queue.Queue[tuple[str, str, bytes]] = queue.Queue()
+        self._inbox: queue.Queue[tuple[str, str, bytes | SignedMessage]] = queue.Queue()
         self._executed: dict[bytes, Built] = {}  # content key -> speculative result, this height
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._seen_lock = threading.Lock()
@@ -215,9 +218,9 @@ class NetworkNode:
         elif height > self._machine.height:
             self._act(self._machine.start_height(height))
 
-    def _leads(self, sender: str) -> bool:
-        """Only a validator's head announcement starts a sync (anyone else could stall us)."""
-        return sender in self.validators(self.node.tip.number + 1)
+    def _leads(self, sender: str, head: int) -> bool:
+        """A validator announced a head beyond ours (anyone else's announcement could stall us)."""
+        return head > self.node.tip.number and sender in self.validators(self.node.tip.number + 1)
 
     @property
     def is_validator(self) -> bool:
@@ -245,7 +248,7 @@ class NetworkNode:
                     self._work_queued.clear()
                     if self._machine is not None and (self.node.mempool_size or self.node.mine_pending):
                         self._act(self._machine.work_available())  # no work, no (empty) block
-                elif kind == "head" and int.from_bytes(data, "big") > self.node.tip.number and self._leads(sender):
+                elif kind == "head" and isinstance(data, bytes) and self._leads(sender, int.from_bytes(data, "big")):
                     self._sync_from(sender)
         except BaseException as exc:  # a bug: stop sealing, say why
             log.exception("consensus stopped: %s", exc)
@@ -279,8 +282,7 @@ class NetworkNode:
                     self._sync_from(action.sender)
                     return
             elif isinstance(action, qbft.Refused):
-                name = type(action.reason).__name__
-                self.refused[name] = self.refused.get(name, 0) + 1
+                self._count(action.reason)
                 log.info("refused consensus message: %s", action.reason)
 
     def _build(self, round_: int) -> bytes:
@@ -375,8 +377,7 @@ class NetworkNode:
                 try:
                     self.import_block(data if isinstance(data, bytes) else b"")
                 except (SyncFailed, MalformedBlock, InvalidBlock, TransactionRejected, ConsensusError) as exc:
-                    name = type(exc).__name__
-                    self.refused[name] = self.refused.get(name, 0) + 1
+                    self._count(exc)
                     log.warning("refused block from %s: %s", peer, exc)
                     return
             if len(blocks) < SYNC_BATCH:
@@ -411,6 +412,22 @@ class NetworkNode:
 
     # -- the transport's threads --
 
+    def _relays(self, message: SignedMessage, frame: bytes) -> bool:
+        """Votes of a round > 0, and every ROUND-CHANGE, are relayed once.
+
+        Round 0 of a height on a full mesh needs no relay: every validator hears every vote
+        directly, and on py-libp2p relaying tripled the deliveries of a height. A round > 0
+        means something went wrong (a dead proposer, a broken link), and from then on every
+        vote is relayed, so a validator reachable through any path keeps the height live.
+        """
+        if not self.config.regossip or len(frame) > REGOSSIP_MAX_BYTES:
+            return False
+        return message.payload.round > 0 or isinstance(message.payload, RoundChange)
+
+    def _count(self, reason: Exception | str) -> None:
+        name = reason if isinstance(reason, str) else type(reason).__name__
+        self.refused[name] = self.refused.get(name, 0) + 1
+
     def _remember(self, digest: bytes) -> bool:
         """True if ``digest`` is new (and remember it)."""
         with self._seen_lock:
@@ -428,12 +445,18 @@ class NetworkNode:
         if kind == FRAME_CONSENSUS:
             if not self._remember(keccak(payload)):
                 return
-            if self.config.regossip and len(frame) <= REGOSSIP_MAX_BYTES:
+            try:
+                message = decode_message(payload)  # here, not on the consensus thread
+            except ConsensusError as exc:
+                self._count(exc)
+                log.info("refused consensus frame from %s: %s", sender, exc)
+                return
+            if self._relays(message, frame):
                 for peer in self.transport.connected():
                     if peer != sender:  # the peer it came from has it
                         with contextlib.suppress(P2PError):
                             self.transport.send(peer, frame)
-            self._inbox.put(("msg", sender, payload))
+            self._inbox.put(("msg", sender, message))
         elif kind == FRAME_TRANSACTIONS:
             try:
                 raws = rlp.decode(payload)
@@ -444,7 +467,7 @@ class NetworkNode:
                 try:  # admitted on a thread of its own: votes never queue behind signature recovery
                     self._incoming.put_nowait([r for r in raws if isinstance(r, bytes)])
                 except queue.Full:
-                    self.refused["IncomingTransactionsFull"] = self.refused.get("IncomingTransactionsFull", 0) + 1
+                    self._count("IncomingTransactionsFull")
                     log.warning("dropped a batch of %d gossiped transactions: admission is behind", len(raws))
         elif kind == FRAME_HEAD and len(payload) == 8:
             self._inbox.put(("head", sender, payload))
