@@ -284,3 +284,15 @@ def test_hostile_peer_frames_are_refused_and_change_nothing(cluster: Cluster) ->
     cluster.wait_included(h)
     cluster.assert_same_chain()
     rogue.close()
+
+
+def test_broken_links_are_bridged(cluster: Cluster) -> None:
+    """Validators 0-1 and 2-3 cannot reach each other directly: relays and sync bridge them."""
+    a = [address_of(k) for k in cluster.keys[:4]]
+    for x, y in ((0, 1), (1, 0), (2, 3), (3, 2)):
+        cluster.wire.link(a[x], a[y], drop=1.0)
+    hashes = [cluster.send(i % 4, _from_user(i)) for i in range(6)]
+    for h in hashes:
+        cluster.wait_included(h)
+    _until(lambda: len(set(cluster.heads().values())) == 1, what="every node at one head")
+    cluster.assert_same_chain()
