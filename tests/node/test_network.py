@@ -296,3 +296,66 @@ def test_broken_links_are_bridged(cluster: Cluster) -> None:
         cluster.wait_included(h)
     _until(lambda: len(set(cluster.heads().values())) == 1, what="every node at one head")
     cluster.assert_same_chain()
+
+
+def test_an_equivocating_proposer_gets_at_most_one_block_final(cluster: Cluster) -> None:
+    """The proposer of the next height signs two different valid blocks and sends one to two
+    validators and the other to the third, then votes for both: one block at most is final."""
+    from coincurve import PrivateKey
+
+    from node.consensus.messages import Commit, Prepare, Proposal, encode, sign
+    from node.consensus.quorum import proposer_of
+    from node.network import FRAME_CONSENSUS
+
+    h = cluster.send(0, _from_user(0))
+    cluster.wait_included(h)
+    _until(lambda: len(set(cluster.heads().values())) == 1, what="one head")
+    source = cluster.nodes[0].node
+    height = source.tip.number + 1
+    addresses = [address_of(k) for k in cluster.keys[:4]]
+    bad = addresses.index(proposer_of(cluster.genesis.validators, height, 0))
+    bad_key = cluster.keys[bad]
+    cluster.stop(bad)
+    # a copy of the chain to build the two blocks on
+    scratch = Node(cluster.tmp / "scratch", cluster.genesis, bad_key, workers=0, consensus=True)
+    builder = NetworkNode(scratch, cluster.wire.transport("0x" + "ee" * 20), bad_key)
+    for n in range(1, height):
+        block = source.store.block_by_number(n)
+        assert block is not None
+        builder.import_block(encode_block(block, source.store.raws_of(n)))
+    blocks = []
+    for i in (1, 2):
+        scratch.submit(_from_user(i))
+        with scratch._cond:
+            batch = [p for p in scratch.take() if p.raw == _from_user(i)]
+        with scratch._engine_lock:
+            built = scratch.build(scratch.tip, batch, PrivateKey(bad_key), 0, undoable=True)
+            scratch.undo()
+        blocks.append(built.block)
+        with scratch._cond:
+            scratch._mempool.clear()
+    key = PrivateKey(bad_key)
+    rogue = cluster.wire.transport(addresses[bad])
+    rogue.start(lambda _s, _f: None, lambda _s, _d: b"")
+    _until(lambda: len(rogue.connected()) >= 3, what="the rogue to join")
+    honest = [i for i in range(4) if i != bad]
+
+    def frame(payload: Proposal | Prepare | Commit) -> bytes:
+        return bytes([FRAME_CONSENSUS]) + encode(sign(payload, key))
+
+    wires = [encode_block(b, [_from_user(i + 1)]) for i, b in enumerate(blocks)]
+    for j, peer in enumerate(honest):
+        rogue.send(addresses[peer], frame(Proposal(height, 0, wires[0 if j < 2 else 1])))
+    for b in blocks:
+        digest = b.header.seal_digest
+        rogue.broadcast(frame(Prepare(height, 0, digest)))
+        rogue.broadcast(frame(Commit(height, 0, digest, key.sign_recoverable(digest, hasher=None))))
+    _until(lambda: all(cluster.nodes[i].node.head.number >= height for i in honest), what="the height to end")
+    final = {cluster.nodes[i].node.store.block_by_number(height).hash for i in honest}  # type: ignore[union-attr]
+    assert len(final) == 1  # safety: one block at the height on every honest node
+    assert blocks[1].hash not in final  # the block only one honest validator saw never gets a quorum
+    h = cluster.send(honest[0], _from_user(3))  # the three honest validators go on
+    cluster.wait_included(h, honest)
+    cluster.assert_same_chain()
+    rogue.close()
+    scratch.close()
