@@ -336,26 +336,28 @@ def test_an_equivocating_proposer_gets_at_most_one_block_final(cluster: Cluster)
             scratch._mempool.clear()
     key = PrivateKey(bad_key)
     rogue = cluster.wire.transport(addresses[bad])
-    rogue.start(lambda _s, _f: None, lambda _s, _d: b"")
-    _until(lambda: len(rogue.connected()) >= 3, what="the rogue to join")
-    honest = [i for i in range(4) if i != bad]
+    try:
+        rogue.start(lambda _s, _f: None, lambda _s, _d: b"")
+        _until(lambda: len(rogue.connected()) >= 3, what="the rogue to join")
+        honest = [i for i in range(4) if i != bad]
 
-    def frame(payload: Proposal | Prepare | Commit) -> bytes:
-        return bytes([FRAME_CONSENSUS]) + encode(sign(payload, key))
+        def frame(payload: Proposal | Prepare | Commit) -> bytes:
+            return bytes([FRAME_CONSENSUS]) + encode(sign(payload, key))
 
-    wires = [encode_block(b, [_from_user(i + 1)]) for i, b in enumerate(blocks)]
-    for j, peer in enumerate(honest):
-        rogue.send(addresses[peer], frame(Proposal(height, 0, wires[0 if j < 2 else 1])))
-    for b in blocks:
-        digest = b.header.seal_digest
-        rogue.broadcast(frame(Prepare(height, 0, digest)))
-        rogue.broadcast(frame(Commit(height, 0, digest, key.sign_recoverable(digest, hasher=None))))
-    _until(lambda: all(cluster.nodes[i].node.head.number >= height for i in honest), what="the height to end")
-    final = {cluster.nodes[i].node.store.block_by_number(height).hash for i in honest}  # type: ignore[union-attr]
-    assert len(final) == 1  # safety: one block at the height on every honest node
-    assert blocks[1].hash not in final  # the block only one honest validator saw never gets a quorum
-    h = cluster.send(honest[0], _from_user(3))  # the three honest validators go on
-    cluster.wait_included(h, honest)
-    cluster.assert_same_chain()
-    rogue.close()
-    scratch.close()
+        wires = [encode_block(b, [_from_user(i + 1)]) for i, b in enumerate(blocks)]
+        for j, peer in enumerate(honest):
+            rogue.send(addresses[peer], frame(Proposal(height, 0, wires[0 if j < 2 else 1])))
+        for b in blocks:
+            digest = b.header.seal_digest
+            rogue.broadcast(frame(Prepare(height, 0, digest)))
+            rogue.broadcast(frame(Commit(height, 0, digest, key.sign_recoverable(digest, hasher=None))))
+        _until(lambda: all(cluster.nodes[i].node.head.number >= height for i in honest), what="the height to end")
+        final = {cluster.nodes[i].node.store.block_by_number(height).hash for i in honest}  # type: ignore[union-attr]
+        assert len(final) == 1  # safety: one block at the height on every honest node
+        assert blocks[1].hash not in final  # the block only one honest validator saw never gets a quorum
+        h = cluster.send(honest[0], _from_user(3))  # the three honest validators go on
+        cluster.wait_included(h, honest)
+        cluster.assert_same_chain()
+    finally:
+        rogue.close()
+        scratch.close()
