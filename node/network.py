@@ -19,7 +19,8 @@ Frames on the transport (one byte of kind, then the payload):
   from the others' COMMITs or syncs the block;
 - ``TRANSACTIONS``: raw transactions admitted here from clients, batched, sent to every
   peer (each node sends its own clients' transactions; peers admit without re-sending);
-- ``HEAD``: the number of a block this node has just finalized; a node behind syncs.
+- ``HEAD``: the number of a block this node has just made durable; a node behind syncs
+  (announced only once the block is in the store, where a sync request will find it).
 
 Requests: ``BLOCKS`` (from, count) answers final blocks with their seals and raw
 transactions from the store; ``HEAD`` answers the durable head. A syncing node checks
@@ -62,6 +63,7 @@ FRAME_CONSENSUS = 1
 FRAME_TRANSACTIONS = 2
 FRAME_HEAD = 3
 FRAME_DEV = 4  # evm_mine / evm_increaseTime on a dev network: every validator follows
+HEAD_FRAME = bytes([FRAME_HEAD])
 REQUEST_BLOCKS = 16
 REQUEST_HEAD = 17
 
@@ -161,6 +163,7 @@ class NetworkNode:
         self._gossip_ready = threading.Condition()
         self._running = True
         self._work_queued = threading.Event()
+        self._behind: tuple[str, int] | None = None  # a validator announced this head, beyond ours
         self._height_started = time.monotonic()
         self.decided = 0
         self.refused: dict[str, int] = {}
@@ -175,6 +178,8 @@ class NetworkNode:
     def start(self) -> NetworkNode:
         self.transport.start(self._on_frame, self._on_request)
         self.node.on_admitted(self._queue_gossip)
+        # announced once durable, so a peer that syncs on it finds the block in our store
+        self.node.subscribe(self._announce)
         self.node.mine_hook = self._mine
         self.node.time_hook = lambda offset: self.transport.broadcast(
             bytes([FRAME_DEV]) + b"T" + offset.to_bytes(8, "big")
@@ -249,7 +254,10 @@ class NetworkNode:
                     if self._machine is not None and (self.node.mempool_size or self.node.mine_pending):
                         self._act(self._machine.work_available())  # no work, no (empty) block
                 elif kind == "head" and isinstance(data, bytes) and self._leads(sender, int.from_bytes(data, "big")):
+                    self._behind = (sender, int.from_bytes(data, "big"))
                     self._sync_from(sender)
+                elif self._behind is not None and self._behind[1] > self.node.tip.number:
+                    self._sync_from(self._behind[0])  # the last attempt found less than announced: again
         except BaseException as exc:  # a bug: stop sealing, say why
             log.exception("consensus stopped: %s", exc)
             self.node._fail(exc)
@@ -337,7 +345,6 @@ class NetworkNode:
             extra={"block": header.number, "round": header.round, "txs": len(built.receipts),
                    "height_ms": round((time.monotonic() - self._height_started) * 1000, 1)},
         )  # fmt: skip
-        self.transport.broadcast(bytes([FRAME_HEAD]) + header.number.to_bytes(8, "big"))
         self._next_height()
         if self.node.mempool_size or self.node.mine_pending:
             self._kick()
@@ -502,6 +509,11 @@ class NetworkNode:
             self._gossip.append(raw)
             self._gossip_ready.notify()
         self._kick()
+
+    def _announce(self, block: Block, _receipts: object) -> None:
+        """Tell peers a block is durable here (on the writer thread; never let it fail the writer)."""
+        with contextlib.suppress(P2PError):
+            self.transport.broadcast(HEAD_FRAME + block.number.to_bytes(8, "big"))
 
     def _mine(self) -> None:
         self.transport.broadcast(bytes([FRAME_DEV]) + b"M")
