@@ -492,6 +492,18 @@ def engine_memory(transactions: int = 20_000) -> dict[str, Any]:
     }
 
 
+def load_point(offered_tps: int, latencies: list[float], elapsed: float, rss_mb: float) -> dict[str, Any]:
+    """One measured point: what was offered, what got through, latency percentiles (ms), memory."""
+    lat = Percentiles.of([x * 1000 for x in latencies])
+    return {
+        "offered_tps": offered_tps,
+        "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+        "latency_ms": {"p50": round(lat.p50, 3), "p95": round(lat.p95, 3), "p99": round(lat.p99, 3)},
+        "transactions": len(latencies),
+        "rss_mb": round(rss_mb, 1),
+    }
+
+
 def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Measure every system at every offered load; returns the JSON report."""
     config = config or BenchConfig()
@@ -524,22 +536,8 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
                     raws = workload.commits(count)
                     say(f"{name}: offering {load:,} tx/s ({count:,} transactions)")
                     latencies, elapsed = system.run(raws, load)
-                    lat = Percentiles.of([x * 1000 for x in latencies])
-                    results.append(
-                        {
-                            "system": name,
-                            "offered_tps": load,
-                            "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-                            "latency_ms": {
-                                "p50": round(lat.p50, 3),
-                                "p95": round(lat.p95, 3),
-                                "p99": round(lat.p99, 3),
-                            },
-                            "transactions": len(latencies),
-                            "rss_mb": round(system.rss_mb(), 1),
-                        }
-                    )
-                    say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {lat.p50:.2f} ms")
+                    results.append({"system": name, **load_point(load, latencies, elapsed, system.rss_mb())})
+                    say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {results[-1]['latency_ms']['p50']} ms")
     say("revm engine: memory over a long run")
     memory = engine_memory(config.memory_transactions) if config.memory_transactions else None
     return {

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -411,7 +411,7 @@ class Node:
         validators = next_validators(parent.header.validators, self.genesis.registry, _logs(receipts))
         mine = seal(self._key, parent.hash, header.number, header.timestamp, self.genesis.block_gas_limit,
                     self.genesis.base_fee, receipts, diff.commitment(), validators, header.round)  # fmt: skip
-        ours = BlockHeader(**{**mine.header.__dict__, "proposer": header.proposer})
+        ours = replace(mine.header, proposer=header.proposer)
         return Built(Block(ours, b"", mine.tx_hashes), receipts, list(raws), diff)
 
     def undo(self) -> None:

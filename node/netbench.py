@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of, plot_load_curves
+from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of, load_point, plot_load_curves
 from node.launcher import LocalNetwork, plan_network
-from node.metrics import Percentiles
 
 
 @dataclass(frozen=True)
@@ -83,22 +82,10 @@ def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Pr
                     raws = workload.commits(max(1, int(load * config.seconds)))
                     say(f"{n} validators: offering {load:,} tx/s ({len(raws):,} transactions)")
                     latencies, elapsed = system.run(raws, load)
-                    lat = Percentiles.of([x * 1000 for x in latencies])
-                    results.append(
-                        {
-                            "validators": n,
-                            "offered_tps": load,
-                            "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-                            "latency_ms": {
-                                "p50": round(lat.p50, 2),
-                                "p95": round(lat.p95, 2),
-                                "p99": round(lat.p99, 2),
-                            },
-                            "transactions": len(latencies),
-                            "rss_mb": round(system.rss_mb(), 1),  # type: ignore[attr-defined]
-                        }
-                    )
-                    say(f"{n} validators at {load:,}: {results[-1]['tps']:,} tx/s, p50 {lat.p50:.1f} ms")
+                    rss = system.rss_mb()  # type: ignore[attr-defined]
+                    point = load_point(load, latencies, elapsed, rss)
+                    results.append({"validators": n, **point})
+                    say(f"{n} validators at {load:,}: {point['tps']:,} tx/s, p50 {point['latency_ms']['p50']} ms")
             finally:
                 system.close()  # type: ignore[attr-defined]
     return {

@@ -98,11 +98,6 @@ def _differing(ours: BlockHeader, theirs: BlockHeader) -> str:
     return ", ".join(f for f in ours.__dataclass_fields__ if getattr(ours, f) != getattr(theirs, f)) or "nothing"
 
 
-def content_key(header: BlockHeader) -> bytes:
-    """What a block is apart from the round it was proposed in (re-proposals keep it)."""
-    return header.hash
-
-
 class _BlockOps:
     """What the QBFT machine needs to know about our blocks (see :class:`qbft.BlockOps`)."""
 
@@ -153,7 +148,7 @@ class NetworkNode:
         self.config = config or NetworkConfig()
         self.ops = _BlockOps(self)
         self._inbox: queue.Queue[tuple[str, str, bytes | SignedMessage]] = queue.Queue()
-        self._executed: dict[bytes, Built] = {}  # content key -> speculative result, this height
+        self._executed: dict[bytes, Built] = {}  # block hash (round-free) -> speculative result, this height
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._seen_lock = threading.Lock()
         self._timers: dict[tuple[int, int], float] = {}
@@ -300,7 +295,7 @@ class NetworkNode:
         with node._engine_lock:
             built = node.build(node.tip, batch, self.key, round_, undoable=True)
             node.undo()
-        self._executed[content_key(built.block.header)] = built
+        self._executed[built.block.hash] = built  # the hash leaves the round out: re-proposals hit
         return encode_block(built.block, built.raws)
 
     def execute_proposal(self, data: bytes) -> Built:
@@ -310,7 +305,7 @@ class NetworkNode:
             MalformedBlock, TransactionRejected, InvalidBlock: the block is not valid here.
         """
         header, signature, _seals, raws = decode_block(data)
-        key = content_key(header)
+        key = header.hash
         if (built := self._executed.get(key)) is not None:
             return built
         node = self.node
