@@ -61,6 +61,8 @@ def _pay(net: LocalNetwork, via: str, to: str, wei: int = 1) -> None:
 def test_validators_agree_and_a_follower_forwards(network: LocalNetwork) -> None:
     names = [s.name for s in network.specs]
     for i, via in enumerate(["validator-0", "validator-2", "follower-0", "validator-3"]):
+        # a client reads its nonce from the node it sends through: let that node see the last block
+        _until(lambda via=via: _heads(network, [via])[via] >= max(_heads(network, names).values()), what=via)
         _pay(network, via, "0x" + f"{i + 1:02x}" * 20)
     _until(lambda: len(set(_heads(network, names).values())) == 1, what="every node at one head")
     _assert_same_chain(network, names)
