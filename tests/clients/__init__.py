@@ -1,0 +1,1 @@
+"""Real Ethereum clients (ethers, viem, Foundry cast) against our node and anvil side by side."""
