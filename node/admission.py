@@ -7,7 +7,9 @@ Permissioning follows Hyperledger Besu's on-chain account permissioning: the all
 list is contract state. Here the contract is the KeyRegistry itself: the first
 contract the genesis admin deploys (its address is known from genesis). A sender may
 write if it is a genesis operator, the registry's admin, or ``canWrite`` on the
-registry (a member that is not revoked). Answers are cached and the cache is dropped
+registry (a member that is not revoked). Creating a contract is narrower, as Besu's
+account permissioning can restrict it: only the admin and the genesis ``deployers``
+may send a transaction without a recipient. Answers are cached and the cache is dropped
 whenever the registry emits a membership or revocation event, so a revocation bites
 from the very next transaction, in the same block.
 """
@@ -81,6 +83,18 @@ class SenderNotPermitted(TransactionRejected):
         self.sender = sender
 
 
+class ContractCreationNotPermitted(TransactionRejected):
+    """A permitted sender that is neither the admin nor a genesis deployer tried to create a contract."""
+
+    rpc_code = -32007
+
+    def __init__(self, sender: str) -> None:
+        super().__init__(
+            f"sender account not authorized to create contracts: {sender} (admin and genesis deployers only)"
+        )
+        self.sender = sender
+
+
 class AlreadyKnown(TransactionRejected):
     def __init__(self, tx_hash: bytes) -> None:
         super().__init__(f"already known: 0x{tx_hash.hex()}")
@@ -117,6 +131,7 @@ class Genesis:
         validators: addresses allowed to propose blocks.
         admin: the Trusted Authority; its first deployment is the permissioning registry.
         operators: accounts that may always send (faucets, validators' own accounts).
+        deployers: accounts besides the admin that may create contracts on a permissioned chain.
         permissioned: ``False`` runs an open dev chain (anyone funded may send, as on anvil).
         timestamp: the genesis block's timestamp.
         base_fee: the fixed base fee per gas (burnt).
@@ -128,6 +143,7 @@ class Genesis:
     validators: tuple[str, ...] = ()
     admin: str | None = None
     operators: tuple[str, ...] = ()
+    deployers: tuple[str, ...] = ()
     permissioned: bool = True
     timestamp: int = 0
     base_fee: int = GWEI
@@ -138,7 +154,8 @@ class Genesis:
         return contract_address(self.admin.lower(), 0) if self.admin else None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        extra: dict[str, object] = {"deployers": [d.lower() for d in self.deployers]} if self.deployers else {}
+        return extra | {
             "chainId": self.chain_id,
             "alloc": {a.lower(): hex(v) for a, v in self.alloc.items()},
             "validators": [v.lower() for v in self.validators],
@@ -161,6 +178,7 @@ class Genesis:
                 validators=tuple(str(v).lower() for v in data.get("validators", ())),  # type: ignore[attr-defined]
                 admin=str(data["admin"]).lower() if data.get("admin") else None,
                 operators=tuple(str(o).lower() for o in data.get("operators", ())),  # type: ignore[attr-defined]
+                deployers=tuple(str(d).lower() for d in data.get("deployers", ())),  # type: ignore[attr-defined]
                 permissioned=bool(data.get("permissioned", True)),
                 timestamp=int(data.get("timestamp", 0)),  # type: ignore[call-overload]
                 base_fee=int(data.get("baseFee", GWEI)),  # type: ignore[call-overload]
@@ -189,7 +207,9 @@ class Permissioning:
     def __init__(self, genesis: Genesis) -> None:
         self.enabled = genesis.permissioned
         self.registry = genesis.registry
-        self.operators = {o.lower() for o in genesis.operators} | ({genesis.admin.lower()} if genesis.admin else set())
+        admin = {genesis.admin.lower()} if genesis.admin else set()
+        self.operators = {o.lower() for o in genesis.operators} | admin
+        self.deployers = {d.lower() for d in genesis.deployers} | admin
         self._cache: dict[str, bool] = {}
         self.changed = False  # a role event was seen since the owner last reset this flag
 
@@ -198,6 +218,10 @@ class Permissioning:
         if not self.enabled or sender in self.operators:
             return True
         return self._cache.get(sender)
+
+    def may_deploy(self, tx: Transaction) -> bool:
+        """Whether ``tx`` is no contract creation, or one by the admin or a genesis deployer."""
+        return tx.to is not None or not self.enabled or tx.sender in self.deployers
 
     def allowed(self, engine: RevmEngine, sender: str) -> bool:
         answer = self.cached(sender)

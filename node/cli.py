@@ -90,8 +90,14 @@ def node_cmd(
     round_timeout: Annotated[
         float, typer.Option("--round-timeout", min=0.05, help="First QBFT round timer (s), doubling per round.")
     ] = 2.0,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Answer the evm_* dev methods (move the clock, seal on demand).")
+    ] = False,
+    cors_origins: Annotated[
+        str, typer.Option("--cors-origins", help="Browser origins allowed to call, comma-separated ('*': any).")
+    ] = "",
 ) -> None:
-    """Run a node: JSON-RPC over HTTP, blocks in a SQLite file, structured JSON logs on stderr.
+    """Run a node: JSON-RPC over HTTP and WebSocket (one port), blocks in a SQLite file, structured JSON logs on stderr.
 
     Alone, the node is its chain's only validator and seals blocks itself. With --peers it
     joins a validator network: QBFT among the genesis validators over libp2p (a follower
@@ -112,9 +118,13 @@ def node_cmd(
     from node.client.chain import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
     from node.core import Node, address_of
     from node.logs import JsonLogFormatter
-    from node.rpc import RpcServer
+    from node.server import RpcServer
 
     sys.setswitchinterval(0.001)  # admission, proposer and RPC threads trade the GIL every 1 ms, not 5
+    # py_ecc (imported by eth_keys, under eth_account) raises the recursion limit to 100,000 for
+    # the whole process; nothing the node runs needs it, and any recursive C parser would then
+    # overflow the thread's stack instead of raising. Python's default is restored here.
+    sys.setrecursionlimit(1_000)
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
@@ -169,7 +179,8 @@ def node_cmd(
         )
     )
     try:
-        server = RpcServer(node, host, port).start()
+        origins = tuple(o.strip() for o in cors_origins.split(",") if o.strip())
+        server = RpcServer(node, host, port, dev=dev, cors_origins=origins).start()
     except OSError as exc:
         node.close()
         err.print(f"[red]error:[/red] cannot listen on {host}:{port}: {exc}")
@@ -178,6 +189,8 @@ def node_cmd(
         "node started",
         extra={
             "url": server.url,
+            "ws_url": server.ws_url,
+            "dev": dev,
             "chain_id": node.chain_id,
             "head": node.head.number,
             "proposer": node.proposer,
@@ -208,6 +221,7 @@ def network_up(
     round_timeout: Annotated[float, typer.Option("--round-timeout", min=0.05, help="QBFT round timer (s).")] = 2.0,
     admin: Annotated[str | None, typer.Option(help="Genesis admin (TA) of a new network.")] = None,
     permissioned: Annotated[bool, typer.Option(help="Enforce account permissioning from the registry.")] = False,
+    dev: Annotated[bool, typer.Option("--dev", help="Nodes answer the evm_* dev methods.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a local network of separate node processes and print their JSON-RPC endpoints.
@@ -219,7 +233,7 @@ def network_up(
 
     try:
         specs = plan_network(directory, validators, followers, admin=admin, permissioned=permissioned)
-        network = LocalNetwork(directory, specs, round_timeout_s=round_timeout)
+        network = LocalNetwork(directory, specs, round_timeout_s=round_timeout, dev=dev)
         with err.status(f"starting {len(specs)} nodes"):
             network.up()
     except NetworkError as exc:
@@ -332,6 +346,55 @@ def bench_node(
             f"{memory['tx_per_s']:,} tx/s, RSS {memory['rss_mb_start']} -> {memory['rss_mb_end']} MB, "
             f"journal entries left {memory['journal_entries_end']}"
         )
+    out.print(f"saved {json_path} and {png_path}")
+
+
+@bench.command("siege")
+def bench_siege(
+    slow: Annotated[int, typer.Option(min=0, help="Slowloris connections.")] = 2_000,
+    busy: Annotated[int, typer.Option(min=1, help="Concurrent busy keep-alive clients.")] = 500,
+    hammers: Annotated[int, typer.Option(min=1, help="Clients running 30 M-gas eth_calls back to back.")] = 4,
+    seconds: Annotated[float, typer.Option(min=0.5, help="Duration of each phase.")] = 5.0,
+    systems: Annotated[str, typer.Option(help="Comma-separated: node, anvil.")] = "node,anvil",
+    out_dir: OutOpt = Path("results"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A normal client's latency, and submit-to-receipt, while hostile clients attack: our node and
+    anvil (the reference) as separate processes, in one run."""
+    from node.siege import SiegeConfig, plot_siege, run_siege
+
+    chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
+    if not chosen or set(chosen) - {"node", "anvil"}:
+        raise typer.BadParameter("--systems: node and/or anvil")
+    config = SiegeConfig(slow, busy, hammers, seconds, systems=chosen)
+    saved = run_bench("bench_siege", lambda say: run_siege(config, progress=say), plot_siege, out_dir, as_json)
+    if saved is None:
+        return
+    report, json_path, png_path = saved
+    table = Table(title="A normal client (eth_blockNumber every 20 ms) under attack")
+    for col in ("system", "phase", "p50 ms", "p99 ms", "failed", "RSS max MB", "attack"):
+        table.add_column(col, justify="left" if col in ("system", "phase", "attack") else "right")
+    for r in report["results"]:
+        for phase, v in r.items():
+            if isinstance(v, dict) and "probe_ms" in v:
+                attack = ", ".join(
+                    f"{k}={x}" for k, x in v.items() if k not in ("probe_ms", "probe_failures", "rss_mb_max")
+                )
+                table.add_row(r["system"], phase, f"{v['probe_ms']['p50']:.2f}", f"{v['probe_ms']['p99']:.2f}",
+                              str(v["probe_failures"]), f"{v['rss_mb_max']:.0f}", attack)  # fmt: skip
+    out.print(table)
+    sends = Table(title="Submit-to-receipt of transfers at 50 tx/s")
+    for col in ("system", "phase", "p50 ms", "p99 ms", "lost", "heavy eth_calls served"):
+        sends.add_column(col, justify="left" if col in ("system", "phase") else "right")
+    for r in report["results"]:
+        for phase, v in r.items():
+            if isinstance(v, dict) and "submit_to_receipt_ms" in v:
+                lat = v["submit_to_receipt_ms"]
+                sends.add_row(r["system"], phase, f"{lat['p50']:.2f}", f"{lat['p99']:.2f}", str(v["lost"]),
+                              str(v.get("heavy_calls", "")))  # fmt: skip
+    out.print(sends)
+    for name, why in report["skipped"].items():
+        out.print(f"[yellow]skipped {name}:[/yellow] {why}")
     out.print(f"saved {json_path} and {png_path}")
 
 

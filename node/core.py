@@ -31,6 +31,7 @@ from coincurve import PrivateKey
 
 from node.admission import (
     AlreadyKnown,
+    ContractCreationNotPermitted,
     Genesis,
     InsufficientFundsForTransfer,
     MempoolFull,
@@ -56,6 +57,8 @@ MEMPOOL_LIMIT = 100_000
 PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
 CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
+MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
+DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
 
 
 class NodeStopped(NodeError):
@@ -68,6 +71,10 @@ class GenesisMismatch(NodeError):
 
 class InvalidBlock(NodeError):
     """A block (proposed or synced) does not match its re-execution."""
+
+
+class TimeOffsetOutOfRange(NodeError):
+    """``evm_increaseTime`` would move the clock backwards or more than a century ahead."""
 
 
 @dataclass(frozen=True)
@@ -149,21 +156,31 @@ class Node:
         if not consensus and genesis.validators and self.proposer not in genesis.validators:
             raise NodeError(f"{self.proposer} is not a validator of this chain")
         self.engine = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit, coinbase=self.proposer)
+        # reads (eth_call, balances, ...) run on a second engine holding the last durable
+        # state, so they never wait for, or hold up, the block being executed
+        self._reader = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit)
+        self._read_lock = threading.Lock()  # one read at a time on the reader
+        self._unread_lock = threading.Lock()  # guards the two below, never held for long
+        self._unread = StateDiff()  # durable writes the reader has not loaded yet
+        self._reader_at = -1
         self.permissioning = Permissioning(genesis)
-        self._time_offset: int = int(self.store.get_meta("time_offset") or 0)  # type: ignore[call-overload]
+        self._time_offset = self._stored_time_offset()
         self.consensus = consensus
 
         head = self.store.head()
         if head is None:
             diff = StateDiff(accounts={a: Account(0, wei, EMPTY_CODE_HASH) for a, wei in genesis.alloc.items()})
             self.engine.load(diff)
+            self._reader.load(diff)
             validators = tuple(sorted(v.lower() for v in genesis.validators)) or (self.proposer,)
             block = genesis_block(genesis.timestamp, genesis.block_gas_limit, genesis.base_fee, diff.commitment(),
                                   validators)  # fmt: skip
             self.store.append(block, [], [], diff)
             head = block
         else:
-            self.engine.load(self.store.load_state())
+            state = self.store.load_state()
+            self.engine.load(state)
+            self._reader.load(state)
             log.info("resumed chain at block %d (0x%s)", head.number, head.hash.hex())
         self.head: Block = head
 
@@ -250,6 +267,8 @@ class Node:
         check_static(tx, self.genesis)
         if not self._allowed(tx.sender):
             raise SenderNotPermitted(tx.sender)
+        if not self.permissioning.may_deploy(tx):
+            raise ContractCreationNotPermitted(tx.sender)
         account = self._account(tx.sender)
         needed = tx.gas * tx.max_fee_per_gas + tx.value
         if account.balance < needed:
@@ -393,7 +412,7 @@ class Node:
         cumulative = 0
         try:
             for tx in txs:
-                if not self.permissioning.allowed(self.engine, tx.sender):
+                if not self.permissioning.allowed(self.engine, tx.sender) or not self.permissioning.may_deploy(tx):
                     raise InvalidBlock(f"block {header.number}: sender {tx.sender} is not permitted")
                 try:
                     executed = self.engine.execute(tx)
@@ -465,8 +484,10 @@ class Node:
             except BaseException as exc:  # a full disk: stop, and say why
                 self._fail(exc)
                 return
-            with self._cond:
+            with self._unread_lock:
+                self._unread.update(built.diff)
                 self.head = built.block
+            with self._cond:
                 for r in built.receipts:
                     self._known.discard(r.tx_hash)
                 self._cond.notify_all()
@@ -481,15 +502,25 @@ class Node:
 
     def _drop(self, tx: Transaction, reason: TransactionRejected | EngineError) -> None:
         """A transaction admitted earlier can no longer be included (e.g. revoked since)."""
-        log.info("dropped 0x%s: %s", tx.tx_hash.hex(), reason)
+        log.warning("dropped 0x%s from %s: %s: %s", tx.tx_hash.hex(), tx.sender, type(reason).__name__, reason)
         with self._cond:
             self._mempool.pop(tx.tx_hash, None)
             self._known.discard(tx.tx_hash)
             self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
             self._rejected[tx.tx_hash] = reason
-            while len(self._rejected) > 10_000:
+            while len(self._rejected) > DROPPED_KEPT:
                 self._rejected.popitem(last=False)
             self._cond.notify_all()
+
+    def dropped(self, tx_hash: bytes) -> TransactionRejected | EngineError | None:
+        """Why an admitted transaction was dropped before inclusion (``None``: it was not)."""
+        with self._cond:
+            return self._rejected.get(tx_hash)
+
+    def pending(self, tx_hash: bytes) -> Pending | None:
+        """The transaction if it waits in the mempool."""
+        with self._cond:
+            return self._mempool.get(tx_hash)
 
     # -- waiting and listening --
 
@@ -535,11 +566,25 @@ class Node:
                 self._cond.wait(5.0)
             return self.head
 
+    def _stored_time_offset(self) -> int:
+        stored = self.store.get_meta("time_offset") or 0
+        if not isinstance(stored, int) or not 0 <= stored <= MAX_TIME_OFFSET_S:  # written by an older version
+            log.warning("ignoring a stored dev clock offset out of range (%r s); the clock starts at 0", stored)
+            return 0
+        return stored
+
     def increase_time(self, seconds: int) -> int:
-        """Move the clock of future blocks forward (``evm_increaseTime``); returns the total offset."""
-        if seconds < 0:
-            raise ValueError("time only moves forward")
+        """Move the clock of future blocks forward (``evm_increaseTime``); returns the total offset.
+
+        Raises:
+            TimeOffsetOutOfRange: ``seconds`` is negative, or the total would pass a century.
+        """
         with self._cond:
+            if not 0 <= seconds <= MAX_TIME_OFFSET_S - self._time_offset:
+                raise TimeOffsetOutOfRange(
+                    f"the clock moves forward only, by at most {MAX_TIME_OFFSET_S} s in all"
+                    f" ({self._time_offset} s used); asked {seconds}"
+                )
             self._time_offset += seconds
             self.store.set_meta("time_offset", self._time_offset)
             offset = self._time_offset
@@ -550,7 +595,7 @@ class Node:
     def adopt_time_offset(self, offset: int) -> None:
         """A peer moved the dev clock: follow it (never backwards)."""
         with self._cond:
-            if offset > self._time_offset:
+            if self._time_offset < offset <= MAX_TIME_OFFSET_S:
                 self._time_offset = offset
                 self.store.set_meta("time_offset", offset)
 
@@ -567,9 +612,20 @@ class Node:
         return self._account(address).nonce if pending is None else pending
 
     def read(self, fn: Callable[[RevmEngine], T]) -> T:
-        """Run ``fn`` on the engine between blocks (never mid-execution)."""
-        with self._engine_lock:
-            return fn(self.engine)
+        """Run ``fn`` on the state of the last durable block (:attr:`head`).
+
+        Reads run on an engine of their own, so a long ``eth_call`` never holds the lock the
+        proposer executes under; one read runs at a time.
+        """
+        with self._read_lock:
+            with self._unread_lock:
+                head, unread, self._unread = self.head, self._unread, StateDiff()
+            if unread.accounts or unread.storage or unread.code:
+                self._reader.load(unread)
+            if self._reader_at != head.number:
+                self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
+                self._reader_at = head.number
+            return fn(self._reader)
 
     @property
     def mempool_size(self) -> int:

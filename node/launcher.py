@@ -133,12 +133,14 @@ class LocalNetwork:
         directory: where :func:`plan_network` wrote the network.
         specs: its nodes.
         round_timeout_s: QBFT's first round timer for every node.
+        dev: the nodes answer the ``evm_*`` dev methods (``--dev``).
     """
 
-    def __init__(self, directory: Path, specs: list[NodeSpec], round_timeout_s: float = 2.0) -> None:
+    def __init__(self, directory: Path, specs: list[NodeSpec], round_timeout_s: float = 2.0, dev: bool = True) -> None:
         self.directory = directory
         self.specs = specs
         self.round_timeout_s = round_timeout_s
+        self.dev = dev
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def command(self, spec: NodeSpec) -> list[str]:
@@ -148,7 +150,7 @@ class LocalNetwork:
             "--genesis", str(self.directory / "genesis.json"),
             "--validator-key-file", spec.key_file, "--p2p-port", str(spec.p2p_port),
             "--peers", str(self.directory / "peers.json"), "--workers", "0",
-            "--round-timeout", str(self.round_timeout_s),
+            "--round-timeout", str(self.round_timeout_s), *(["--dev"] if self.dev else []),
         ]  # fmt: skip
 
     def start(self, name: str) -> None:
@@ -302,3 +304,60 @@ class NetworkChain(RpcChain):
 
     def close(self) -> None:
         self.network.down()
+
+
+class NodeProcess:
+    """One ``qkdchain node`` process on a free loopback port, its log in ``directory``.
+
+    Args:
+        directory: holds the data directory and ``node.log`` (JSON lines).
+        args: further ``qkdchain node`` arguments (``--genesis``, ``--dev``, ``--open``, ...).
+        env: extra environment (e.g. ``QKDCHAIN_VALIDATOR_KEY``).
+
+    Raises:
+        NetworkError: the process exited or did not announce its endpoint in time.
+    """
+
+    def __init__(self, directory: Path, args: tuple[str, ...] = (), env: Mapping[str, str] | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = directory / "node.log"
+        command = [sys.executable, "-P", "-m", "qkdchain.cli", "node", "--data-dir", str(directory / "data"),
+                   "--port", "0", *args]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+                                            stderr=log, start_new_session=True)  # fmt: skip
+        self.url = self.ws_url = ""
+        deadline = time.monotonic() + 60
+        while not self.url:
+            for line in self.log.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("msg") == "node started":
+                        self.url, self.ws_url = entry["url"], entry["ws_url"]
+            if self.url:
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise NetworkError(f"the node did not start; its log ends: {self.log.read_text()[-1500:]}")
+            time.sleep(0.05)
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        self.host, self.port = host, int(port)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+    def __enter__(self) -> NodeProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -1,15 +1,21 @@
 # ruff: noqa: N802  (the handler methods are named after the JSON-RPC methods)
-"""Ethereum JSON-RPC 2.0 for the node, over HTTP (batches included).
+"""Ethereum JSON-RPC 2.0 for the node: the methods, independent of the transport.
 
 :class:`RpcHandler` turns a request body into a response body and never raises:
-malformed JSON is -32700, a malformed request -32600, an unknown method -32601, bad
-params -32602, a revert in ``eth_call``/``eth_estimateGas`` code 3 with the revert
-data (as geth), and admission refusals carry their own code (``rpc_code``) with the
-refusal's class name in ``data``. :class:`RpcServer` serves it on a threaded HTTP
-server.
+malformed JSON is -32700 (JSON nested deeper than :data:`MAX_DEPTH` included: it is
+refused before parsing, so no recursion limit is ever approached), a malformed request
+-32600, an unknown method -32601, bad params -32602, a revert in
+``eth_call``/``eth_estimateGas`` code 3 with the revert data (as geth), and admission
+refusals carry their own code (``rpc_code``) with the refusal's class name in
+``data``. Notifications (requests without an ``id``) are never answered, errors
+included. Quantities are strict as the execution-apis spec writes them
+(``^0x(0|[1-9a-f][0-9a-f]*)$``): no leading zeros, signs, spaces, underscores or
+non-ASCII digits. :mod:`node.server` serves the handler over HTTP and WebSocket.
 
 Only the head state is kept (no archive): state methods accept ``latest``,
-``pending``, ``safe``, ``finalized`` or the head's number, and refuse older blocks.
+``pending``, ``safe``, ``finalized``, the head's number or hash (also as an EIP-1898
+object), and refuse older blocks. ``evm_*`` dev methods answer only when the handler
+was made with ``dev=True`` (``qkdchain node --dev``).
 """
 
 from __future__ import annotations
@@ -17,10 +23,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
+import re
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import rlp
 from eth_abi.abi import decode
@@ -28,15 +33,23 @@ from eth_utils.crypto import keccak
 
 from node.block import Block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
-from node.core import CLIENT_VERSION, Node, NodeStopped
+from node.core import CLIENT_VERSION, Node, NodeStopped, TimeOffsetOutOfRange
 from node.engine.base import ExecutionReceipt
+from node.filters import LOGS, NEW_HEADS, PENDING, Events, Filter, FilterError, LogQuery
 from node.store import StoredLog, StoredTransaction
 from node.txcodec import TransactionRejected
 
 log = logging.getLogger("qkdchain.rpc")
 
-MAX_BODY = 8 * 1024 * 1024
+MAX_BODY = 5 * 1024 * 1024  # as geth
 MAX_BATCH = 1000
+MAX_DEPTH = 32  # JSON nesting; the deepest valid request (a batched eth_call with state overrides) needs 6
+MAX_BLOCK = 2**63 - 1  # block numbers past this name no block (SQLite integers are 64-bit signed)
+_QUANTITY = re.compile(r"0x(?:0|[1-9a-fA-F][0-9a-fA-F]{0,63})", re.ASCII)
+_SLOT = re.compile(r"0x[0-9a-fA-F]{1,64}", re.ASCII)  # a storage key: a quantity or 32 padded bytes
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_OPEN_CLOSE = bytes.maketrans(b"[]{}", b"()()")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 EMPTY_UNCLES = keccak(rlp.encode([]))
 PRIORITY_FEE = 10**9
 
@@ -64,14 +77,16 @@ def _hex_bytes(value: Any, what: str) -> bytes:
 
 
 def _quantity(value: Any, what: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if not isinstance(value, str) or _QUANTITY.fullmatch(value) is None:
+        raise _invalid(f"{what} must be a hex quantity (0x, no leading zeros, at most 256 bits)")
+    return int(value, 16)
+
+
+def _count(value: Any, what: str) -> int:
+    """A quantity, or a non-negative JSON integer where geth and anvil take one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**256:
         return value
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) > 66:
-        raise _invalid(f"{what} must be a hex quantity")
-    try:
-        return int(value, 16)
-    except ValueError as exc:
-        raise _invalid(f"{what} must be a hex quantity") from exc
+    return _quantity(value, what)
 
 
 def _address(value: Any, what: str = "address") -> str:
@@ -106,32 +121,93 @@ def _params(params: Any, low: int, high: int) -> list[Any]:
     return params + [None] * (high - len(params))
 
 
-class RpcHandler:
-    """The JSON-RPC methods of one node."""
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than ``limit``, found without
+    recursion: strings are cut out, brackets kept, and innermost pairs removed level by
+    level (C-speed passes, at most ``limit`` of them)."""
+    brackets = _STRING.sub(b"", body).translate(_OPEN_CLOSE, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        shorter = brackets.replace(b"()", b"")
+        if len(shorter) == len(brackets):
+            return False  # unbalanced: the parser will say so
+        brackets = shorter
+    return bool(brackets)
 
-    def __init__(self, node: Node) -> None:
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(body: bytes) -> Any:
+    """The request in ``body``.
+
+    Raises:
+        RpcError: -32700 for anything that is not strict JSON (NaN and Infinity included)
+            or nests deeper than :data:`MAX_DEPTH`.
+    """
+    if too_deep(body):
+        raise RpcError(-32700, f"parse error: JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RpcError(-32700, "parse error") from exc
+
+
+_SESSION_METHODS = frozenset({"eth_subscribe", "eth_unsubscribe"})
+
+
+class Session(Protocol):
+    """A connection that can carry subscriptions (a WebSocket)."""
+
+    def subscribe(self, kind: str, query: LogQuery | None) -> str: ...
+
+    def unsubscribe(self, subscription_id: str) -> bool: ...
+
+
+class RpcHandler:
+    """The JSON-RPC methods of one node.
+
+    Args:
+        node: the node to answer for.
+        events: where filters live (made here if not given; the server shares one with
+            its WebSocket subscriptions).
+        dev: answer the ``evm_*`` dev methods (moving time, sealing on demand).
+    """
+
+    def __init__(self, node: Node, events: Events | None = None, dev: bool = False) -> None:
         self.node = node
-        self.methods: dict[str, Callable[[Any], Any]] = {
+        self.dev = dev
+        if events is None:
+            events = Events()
+            node.subscribe(events.on_block)
+            node.on_admitted(events.on_admitted)
+        self.events = events
+        self.methods: dict[str, Callable[..., Any]] = {
             name[len("rpc_") :]: getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
 
     # -- framing --
 
-    def handle(self, body: bytes) -> bytes | None:
-        """Answer one HTTP body (a request or a batch); ``None`` for notifications only."""
+    def handle(self, body: bytes, session: Session | None = None) -> bytes | None:
+        """Answer one body (a request or a batch); ``None`` when only notifications came.
+
+        ``session``: the WebSocket connection the body came on (for ``eth_subscribe``).
+        """
         try:
-            request = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return _dump(_error(None, RpcError(-32700, "parse error")))
+            request = parse_body(body)
+        except RpcError as exc:
+            return _dump(error_object(None, exc))
         if isinstance(request, list):
             if not request:
-                return _dump(_error(None, RpcError(-32600, "invalid request: empty batch")))
+                return _dump(error_object(None, RpcError(-32600, "invalid request: empty batch")))
             if len(request) > MAX_BATCH:
-                return _dump(_error(None, RpcError(-32600, f"invalid request: batch larger than {MAX_BATCH}")))
+                return _dump(error_object(None, RpcError(-32600, f"invalid request: batch larger than {MAX_BATCH}")))
             admitted = self._admit_together(request)
-            answers = [a for a in (self._one(r, admitted.get(id(r))) for r in request) if a is not None]
+            answers = [a for a in (self._one(r, admitted.get(id(r)), session) for r in request) if a is not None]
             return _dump(answers) if answers else None
-        answer = self._one(request)
+        answer = self._one(request, None, session)
         return _dump(answer) if answer is not None else None
 
     def _admit_together(self, batch: list[Any]) -> dict[int, bytes | TransactionRejected]:
@@ -150,60 +226,79 @@ class RpcHandler:
         results = self.node.submit_many([raw for _, raw in found])
         return {key: result for (key, _), result in zip(found, results, strict=True)}
 
-    def _one(self, request: Any, admitted: bytes | TransactionRejected | None = None) -> dict[str, Any] | None:
-        if (
-            not isinstance(request, dict)
-            or request.get("jsonrpc") != "2.0"
-            or not isinstance(request.get("method"), str)
-        ):
-            return _error(request.get("id") if isinstance(request, dict) else None, RpcError(-32600, "invalid request"))
+    def _one(
+        self, request: Any, admitted: bytes | TransactionRejected | None = None, session: Session | None = None
+    ) -> dict[str, Any] | None:
+        if not isinstance(request, dict):
+            return error_object(None, RpcError(-32600, "invalid request: not an object"))
         request_id = request.get("id")
-        if not (request_id is None or isinstance(request_id, str | int | float)) or isinstance(request_id, bool):
-            return _error(None, RpcError(-32600, "invalid request: bad id"))
-        method = self.methods.get(request["method"])
+        if not (request_id is None or isinstance(request_id, str | int)) or isinstance(request_id, bool):
+            return error_object(None, RpcError(-32600, "invalid request: the id must be a string, an integer or null"))
+        if request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
+            return error_object(request_id, RpcError(-32600, "invalid request"))
+        name = request["method"]
+        method = self.methods.get(name)
+        notification = "id" not in request
         try:
             if method is None:
-                raise RpcError(-32601, f"the method {request['method']} does not exist/is not available")
+                raise RpcError(-32601, f"the method {name[:64]} does not exist/is not available")
             if admitted is not None:  # already submitted with the rest of its batch
                 if isinstance(admitted, TransactionRejected):
                     raise admitted
                 result = _h(admitted)
+            elif name in _SESSION_METHODS:
+                result = method(request.get("params"), session)
             else:
                 result = method(request.get("params"))
         except RpcError as exc:
-            return _error(request_id, exc)
+            return None if notification else error_object(request_id, exc)
         except TransactionRejected as exc:
-            return _error(request_id, RpcError(exc.rpc_code, str(exc), {"error": type(exc).__name__}))
+            error = RpcError(exc.rpc_code, str(exc), {"error": type(exc).__name__})
+            return None if notification else error_object(request_id, error)
         except NodeStopped as exc:
-            return _error(request_id, RpcError(-32000, str(exc)))
+            return None if notification else error_object(request_id, RpcError(-32000, str(exc)))
         except Exception as exc:  # a bug must not take the server down
-            log.exception("internal error in %s", request["method"])
-            return _error(request_id, RpcError(-32603, f"internal error: {type(exc).__name__}"))
-        if "id" not in request:
-            return None  # a notification
-        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+            log.exception("internal error in %s", name)
+            error = RpcError(-32603, f"internal error: {type(exc).__name__}")
+            return None if notification else error_object(request_id, error)
+        return None if notification else {"jsonrpc": "2.0", "id": request_id, "result": result}
 
     # -- block selection --
 
-    def _head_only(self, tag: Any) -> None:
+    def _block_ref(self, tag: Any) -> int | None:
+        """The block number ``tag`` names: a tag, a quantity, a block hash or an EIP-1898
+        object (``None``: no such block)."""
         if tag is None or tag in ("latest", "pending", "safe", "finalized"):
-            return
-        if tag == "earliest" or (isinstance(tag, str) and tag.startswith("0x")):
-            number = 0 if tag == "earliest" else _quantity(tag, "block")
-            if number == self.node.head.number:
-                return
-            raise RpcError(-32000, f"historical state is not available (block {number}); this node keeps the head")
-        if isinstance(tag, dict):
-            raise RpcError(-32000, "block selection by object is not supported")
-        raise _invalid("block must be a tag or a hex number")
-
-    def _block_number(self, tag: Any) -> int:
-        head = self.node.head.number
-        if tag is None or tag in ("latest", "pending", "safe", "finalized"):
-            return head
+            return self.node.head.number
         if tag == "earliest":
             return 0
-        return _quantity(tag, "block")
+        if isinstance(tag, dict):
+            if set(tag) == {"blockNumber"}:
+                return self._block_ref(tag["blockNumber"])
+            if set(tag) - {"requireCanonical"} == {"blockHash"} and isinstance(
+                tag.get("requireCanonical", False), bool
+            ):
+                return self._block_ref(_h(_hash(tag["blockHash"], "blockHash")))
+            raise _invalid("a block object holds either blockNumber or blockHash (with requireCanonical)")
+        if isinstance(tag, str) and len(tag) == 66:  # a block hash, as geth reads it
+            block = self.node.store.block_by_hash(_hash(tag, "block hash"))
+            return block.number if block is not None else None
+        number = _quantity(tag, "block")
+        return number if number <= MAX_BLOCK else None
+
+    def _block_number(self, tag: Any) -> int:
+        """A block number for a range (logs, fee history): past the head means the head."""
+        number = self._block_ref(tag)
+        if number is None:
+            raise RpcError(-32000, "header not found")
+        return number
+
+    def _head_only(self, tag: Any) -> None:
+        number = self._block_ref(tag)
+        if number is None:
+            raise RpcError(-32000, "header not found")
+        if number != self.node.head.number:
+            raise RpcError(-32000, f"historical state is not available (block {number}); this node keeps the head")
 
     # -- simple methods --
 
@@ -236,7 +331,7 @@ class RpcHandler:
 
     def rpc_eth_feeHistory(self, params: Any) -> dict[str, Any]:
         count_param, newest, percentiles = _params(params, 2, 3)
-        count = min(_quantity(count_param, "blockCount"), 1024)
+        count = min(_count(count_param, "blockCount"), 1024)  # a JSON number is accepted here, as geth does
         last = min(self._block_number(newest), self.node.head.number)
         first = max(0, last - count + 1)
         blocks = [self.node.store.block_by_number(n) for n in range(first, last + 1)]
@@ -279,7 +374,9 @@ class RpcHandler:
     def rpc_eth_getStorageAt(self, params: Any) -> str:
         address, slot, tag = _params(params, 2, 3)
         self._head_only(tag)
-        who, index = _address(address), _quantity(slot, "slot")
+        if not isinstance(slot, str) or _SLOT.fullmatch(slot) is None:
+            raise _invalid("slot must be 0x and 1 to 64 hex digits")
+        who, index = _address(address), int(slot, 16)
         if index >= 2**256:
             raise _invalid("slot out of range")
         value = self.node.read(lambda e: e.storage(who, index))
@@ -292,13 +389,15 @@ class RpcHandler:
         to = _address(call["to"], "to") if call.get("to") else None
         data_field = call.get("input", call.get("data"))
         data = _hex_bytes(data_field, "data") if data_field is not None else b""
-        value = _quantity(call.get("value", 0), "value")
+        value = _quantity(call["value"], "value") if call.get("value") is not None else 0
         cap = self.node.genesis.block_gas_limit
         limit = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None and gas is None else (gas or cap)
         return self.node.read(lambda e: e.simulate(sender, to, data, value, limit))
 
     def rpc_eth_call(self, params: Any) -> str:
-        call, tag, _overrides = _params(params, 1, 3)
+        call, tag, overrides, block_overrides = _params(params, 1, 4)
+        _no_overrides(overrides)
+        _no_overrides(block_overrides)
         self._head_only(tag)
         result = self._simulate(call)
         if not result.status:
@@ -306,7 +405,8 @@ class RpcHandler:
         return _h(result.output)
 
     def rpc_eth_estimateGas(self, params: Any) -> str:
-        call, tag, _overrides = _params(params, 1, 3)
+        call, tag, overrides = _params(params, 1, 3)
+        _no_overrides(overrides)
         self._head_only(tag)
         first = self._simulate(call, self.node.genesis.block_gas_limit)
         if not first.status:
@@ -331,29 +431,54 @@ class RpcHandler:
 
     def rpc_eth_getTransactionByHash(self, params: Any) -> dict[str, Any] | None:
         (tx_hash,) = _params(params, 1, 1)
-        stored = self.node.store.transaction(_hash(tx_hash))
-        return _transaction_json(stored) if stored else None
+        wanted = _hash(tx_hash)
+        stored = self.node.store.transaction(wanted)
+        if stored is not None:
+            return _transaction_json(stored.raw, stored.sender, stored)
+        pending = self.node.pending(wanted)
+        if pending is not None:  # waiting in the mempool: no block yet, as anvil and geth show it
+            return _transaction_json(pending.raw, pending.tx.sender, None)
+        self._raise_if_dropped(wanted)
+        return None
 
     def rpc_eth_getTransactionReceipt(self, params: Any) -> dict[str, Any] | None:
         (tx_hash,) = _params(params, 1, 1)
-        stored = self.node.store.transaction(_hash(tx_hash))
-        return _receipt_json(stored) if stored else None
+        wanted = _hash(tx_hash)
+        stored = self.node.store.transaction(wanted)
+        if stored is None:
+            self._raise_if_dropped(wanted)
+            return None
+        return _receipt_json(stored)
+
+    def _raise_if_dropped(self, tx_hash: bytes) -> None:
+        """A transaction admitted here and dropped before inclusion is an error that says why,
+        not a ``null`` a client would poll for ever."""
+        reason = self.node.dropped(tx_hash)
+        if reason is not None:
+            raise RpcError(
+                -32000,
+                f"transaction 0x{tx_hash.hex()} was dropped before inclusion: {reason}",
+                {"error": "TransactionDropped", "reason": type(reason).__name__},
+            )
 
     def rpc_eth_getBlockByNumber(self, params: Any) -> dict[str, Any] | None:
         tag, full = _params(params, 1, 2)
-        block = self.node.store.block_by_number(self._block_number(tag))
-        return self._block_json(block, bool(full)) if block else None
+        if isinstance(tag, dict) or (isinstance(tag, str) and len(tag) == 66):
+            raise _invalid("eth_getBlockByNumber takes a number or tag; use eth_getBlockByHash")
+        number = self._block_ref(tag)
+        block = self.node.store.block_by_number(number) if number is not None else None
+        return self._block_json(block, _flag(full)) if block else None
 
     def rpc_eth_getBlockByHash(self, params: Any) -> dict[str, Any] | None:
         block_hash, full = _params(params, 1, 2)
         block = self.node.store.block_by_hash(_hash(block_hash, "block hash"))
-        return self._block_json(block, bool(full)) if block else None
+        return self._block_json(block, _flag(full)) if block else None
 
     def _block_json(self, block: Block, full: bool) -> dict[str, Any]:
         h = block.header
         transactions: list[Any] = [_h(t) for t in block.tx_hashes]
         if full:
-            transactions = [_transaction_json(s) for s in self.node.store.receipts_of(h.number)]
+            transactions = [_transaction_json(s.raw, s.sender, s) for s in self.node.store.receipts_of(h.number)]
         return {
             "number": _q(h.number),
             "hash": _h(block.hash),
@@ -382,56 +507,186 @@ class RpcHandler:
             "uncles": [],
         }
 
+    def _log_range(self, query: dict[str, Any]) -> tuple[int, int]:
+        if query.get("blockHash") is not None:
+            if query.get("fromBlock") is not None or query.get("toBlock") is not None:
+                raise _invalid("blockHash cannot be combined with fromBlock or toBlock")
+            block = self.node.store.block_by_hash(_hash(query["blockHash"], "blockHash"))
+            if block is None:
+                raise RpcError(-32000, "unknown block")
+            return block.number, block.number
+        head = self.node.head.number
+        first, last = self._block_ref(query.get("fromBlock")), self._block_ref(query.get("toBlock"))
+        return (head + 1 if first is None else first), (head if last is None else last)
+
+    def _logs(self, first: int, last: int, wanted: LogQuery) -> list[dict[str, Any]]:
+        last = min(last, self.node.head.number)
+        if last < first:
+            return []
+        if last - first > 100_000:
+            raise RpcError(-32005, "query exceeds 100000 blocks; narrow the range")
+        addresses = sorted(wanted.addresses) if wanted.addresses is not None else None
+        found = self.node.store.logs(first, last, addresses)
+        return [log_json(x) for x in found if wanted.matches(x.log)]
+
     def rpc_eth_getLogs(self, params: Any) -> list[dict[str, Any]]:
         (query,) = _params(params, 1, 1)
         if not isinstance(query, dict):
             raise _invalid("the filter must be an object")
-        if query.get("blockHash") is not None:
-            block = self.node.store.block_by_hash(_hash(query["blockHash"], "blockHash"))
-            if block is None:
-                raise RpcError(-32000, "unknown block")
-            first = last = block.number
-        else:
-            first = self._block_number(query.get("fromBlock"))
-            last = self._block_number(query.get("toBlock"))
-        if last - first > 100_000:
-            raise RpcError(-32005, "query exceeds 100000 blocks; narrow the range")
-        address = query.get("address")
-        addresses: list[str] | None = None
-        if address is not None:
-            addresses = [_address(a) for a in (address if isinstance(address, list) else [address])]
-        topics = query.get("topics") or []
-        if not isinstance(topics, list) or len(topics) > 4:
-            raise _invalid("topics must be an array of at most 4 positions")
-        wanted: list[set[bytes] | None] = []
-        for position in topics:
-            if position is None:
-                wanted.append(None)
-            elif isinstance(position, list):
-                wanted.append({_hash(t, "topic") for t in position} if position else None)
-            else:
-                wanted.append({_hash(position, "topic")})
-        found = self.node.store.logs(first, last, addresses)
-        return [_log_json(x) for x in found if _topics_match(x.log.topics, wanted)]
+        first, last = self._log_range(query)
+        return self._logs(first, last, _log_query(query))
 
-    # -- dev methods (as anvil, Hardhat and eth-tester offer them) --
+    # -- filters (polled over HTTP) --
+
+    def rpc_eth_newFilter(self, params: Any) -> str:
+        (query,) = _params(params, 1, 1)
+        if not isinstance(query, dict):
+            raise _invalid("the filter must be an object")
+        first, last = self._log_range(query)
+        moving = (None, "latest", "pending", "safe", "finalized")  # resolved when asked, as geth does
+        from_head, to_head = query.get("fromBlock") in moving, query.get("toBlock") in moving
+        if query.get("blockHash") is not None:
+            from_head = to_head = False
+        made = Filter(LOGS, _log_query(query), None if from_head else first, None if to_head else last)
+        return self._install(made)
+
+    def rpc_eth_newBlockFilter(self, params: Any) -> str:
+        _params(params, 0, 0)
+        return self._install(Filter(NEW_HEADS))
+
+    def rpc_eth_newPendingTransactionFilter(self, params: Any) -> str:
+        _params(params, 0, 1)
+        return self._install(Filter(PENDING))
+
+    def _install(self, made: Filter) -> str:
+        try:
+            return self.events.install(made)
+        except FilterError as exc:
+            raise RpcError(-32005, str(exc)) from exc
+
+    def rpc_eth_getFilterChanges(self, params: Any) -> list[Any]:
+        (filter_id,) = _params(params, 1, 1)
+        try:
+            found, items = self.events.take(_filter_id(filter_id))
+        except FilterError as exc:
+            raise RpcError(-32000, str(exc)) from exc
+        if found.kind == LOGS:
+            return [log_json(x) for x in items]
+        return [_h(x) for x in items]
+
+    def rpc_eth_getFilterLogs(self, params: Any) -> list[dict[str, Any]]:
+        (filter_id,) = _params(params, 1, 1)
+        try:
+            found = self.events.get(_filter_id(filter_id))
+        except FilterError as exc:
+            raise RpcError(-32000, str(exc)) from exc
+        if found.kind != LOGS or found.query is None:
+            raise _invalid("not a log filter")
+        head = self.node.head.number
+        first = head if found.first_block is None else found.first_block
+        last = head if found.last_block is None else found.last_block
+        return self._logs(first, last, found.query)
+
+    def rpc_eth_uninstallFilter(self, params: Any) -> bool:
+        (filter_id,) = _params(params, 1, 1)
+        return self.events.uninstall(_filter_id(filter_id))
+
+    # -- subscriptions (a WebSocket connection only) --
+
+    def rpc_eth_subscribe(self, params: Any, session: Session | None) -> str:
+        if session is None:
+            raise RpcError(-32601, "notifications not supported: eth_subscribe needs a WebSocket connection")
+        kind, query = _params(params, 1, 2)
+        if kind == LOGS:
+            if query is not None and not isinstance(query, dict):
+                raise _invalid("the logs filter must be an object")
+            if query and {"fromBlock", "toBlock", "blockHash"} & set(query):
+                raise _invalid("a logs subscription takes address and topics only")
+            return session.subscribe(LOGS, _log_query(query or {}))
+        if kind in (NEW_HEADS, PENDING):
+            if query is not None and not (kind == PENDING and isinstance(query, bool)):
+                raise _invalid(f"{kind} takes no options")
+            return session.subscribe(kind, None)
+        raise _invalid(f"unknown subscription {str(kind)[:64]!r}; supported: {NEW_HEADS}, {LOGS}, {PENDING}")
+
+    def rpc_eth_unsubscribe(self, params: Any, session: Session | None) -> bool:
+        if session is None:
+            raise RpcError(-32601, "notifications not supported: eth_unsubscribe needs a WebSocket connection")
+        (subscription_id,) = _params(params, 1, 1)
+        return session.unsubscribe(_filter_id(subscription_id))
+
+    def header_json(self, block: Block) -> dict[str, Any]:
+        """A block as ``newHeads`` notifications carry it (no transaction list)."""
+        header = self._block_json(block, False)
+        del header["transactions"], header["uncles"]
+        return header
+
+    # -- dev methods (as anvil, Hardhat and eth-tester offer them), with --dev only --
+
+    def _dev_only(self, name: str) -> None:
+        if not self.dev:
+            raise RpcError(
+                -32601,
+                f"{name} is a dev method: it moves time or seals on demand, so it answers only on a node"
+                " started with --dev",
+                {"error": "DevMethodDisabled"},
+            )
 
     def rpc_evm_increaseTime(self, params: Any) -> str:
+        self._dev_only("evm_increaseTime")
         (seconds,) = _params(params, 1, 1)
         try:
-            return _q(self.node.increase_time(_quantity(seconds, "seconds")))
-        except ValueError as exc:
-            raise _invalid(str(exc)) from exc
+            return _q(self.node.increase_time(_count(seconds, "seconds")))  # a JSON number too, as anvil
+        except TimeOffsetOutOfRange as exc:
+            raise RpcError(-32602, f"invalid params: {exc}", {"error": type(exc).__name__}) from exc
 
     def rpc_evm_mine(self, params: Any) -> str:
+        self._dev_only("evm_mine")
+        _params(params, 0, 1)
         self.node.mine()
         return "0x0"
 
 
-def _topics_match(topics: tuple[bytes, ...], wanted: list[set[bytes] | None]) -> bool:
-    if len(wanted) > len(topics):
-        return all(w is None for w in wanted[len(topics) :]) and _topics_match(topics, wanted[: len(topics)])
-    return all(w is None or topics[i] in w for i, w in enumerate(wanted))
+def _flag(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise _invalid("the full-transactions flag must be a boolean")
+
+
+def _no_overrides(overrides: Any) -> None:
+    if overrides is not None and overrides != {}:
+        raise _invalid("state and block overrides are not supported by this node")
+
+
+def _filter_id(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-f]{1,64}", value, re.ASCII):
+        raise _invalid("a filter or subscription id is a hex string")
+    return value
+
+
+def _log_query(query: dict[str, Any]) -> LogQuery:
+    """The address and topics part of a log filter."""
+    address = query.get("address")
+    addresses: frozenset[str] | None = None
+    if address is not None:
+        listed = address if isinstance(address, list) else [address]
+        if len(listed) > 1_000:
+            raise _invalid("at most 1000 addresses")
+        addresses = frozenset(_address(a) for a in listed) or None
+    topics = query.get("topics") or []
+    if not isinstance(topics, list) or len(topics) > 4:
+        raise _invalid("topics must be an array of at most 4 positions")
+    wanted: list[frozenset[bytes] | None] = []
+    for position in topics:
+        if position is None:
+            wanted.append(None)
+        elif isinstance(position, list):
+            if len(position) > 1_000:
+                raise _invalid("at most 1000 topics per position")
+            wanted.append(frozenset(_hash(t, "topic") for t in position) or None)
+        else:
+            wanted.append(frozenset({_hash(position, "topic")}))
+    return LogQuery(addresses, tuple(wanted))
 
 
 def _reverted(output: bytes) -> RpcError:
@@ -442,14 +697,14 @@ def _reverted(output: bytes) -> RpcError:
     return RpcError(3, message, _h(output))
 
 
-def _transaction_json(stored: StoredTransaction) -> dict[str, Any]:
-    raw = stored.raw
-    common = {
-        "hash": _h(stored.tx_hash),
-        "blockHash": _h(stored.block_hash),
-        "blockNumber": _q(stored.block_number),
-        "transactionIndex": _q(stored.index),
-        "from": stored.sender,
+def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None) -> dict[str, Any]:
+    """A transaction object; ``stored`` says where it landed (``None``: still pending)."""
+    common: dict[str, Any] = {
+        "hash": _h(keccak(raw)),
+        "blockHash": _h(stored.block_hash) if stored else None,
+        "blockNumber": _q(stored.block_number) if stored else None,
+        "transactionIndex": _q(stored.index) if stored else None,
+        "from": sender,
     }
     if raw[0] == 2:
         chain_id, nonce, tip, max_fee, gas, to, value, data, _access, y, r, s = rlp.decode(raw[1:])
@@ -459,7 +714,7 @@ def _transaction_json(stored: StoredTransaction) -> dict[str, Any]:
             "nonce": _q(_int(nonce)),
             "maxPriorityFeePerGas": _q(_int(tip)),
             "maxFeePerGas": _q(_int(max_fee)),
-            "gasPrice": _q(stored.effective_gas_price),
+            "gasPrice": _q(stored.effective_gas_price if stored else _int(max_fee)),
             "gas": _q(_int(gas)),
             "to": _h(to) if to else None,
             "value": _q(_int(value)),
@@ -492,7 +747,7 @@ def _int(value: bytes) -> int:
 
 def _receipt_json(stored: StoredTransaction) -> dict[str, Any]:
     logs = [
-        _log_json(StoredLog(stored.block_number, stored.block_hash, i, stored.tx_hash, stored.index, entry))
+        log_json(StoredLog(stored.block_number, stored.block_hash, i, stored.tx_hash, stored.index, entry))
         for i, entry in stored.logs
     ]
     revert = {"revertReason": _h(stored.output)} if stored.status == 0 else {}  # as Besu reports it
@@ -514,7 +769,7 @@ def _receipt_json(stored: StoredTransaction) -> dict[str, Any]:
     }
 
 
-def _log_json(found: StoredLog) -> dict[str, Any]:
+def log_json(found: StoredLog) -> dict[str, Any]:
     return {
         "address": found.log.address,
         "topics": [_h(t) for t in found.log.topics],
@@ -528,7 +783,7 @@ def _log_json(found: StoredLog) -> dict[str, Any]:
     }
 
 
-def _error(request_id: Any, exc: RpcError) -> dict[str, Any]:
+def error_object(request_id: Any, exc: RpcError) -> dict[str, Any]:
     error: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.data is not None:
         error["data"] = exc.data
@@ -537,64 +792,3 @@ def _error(request_id: Any, exc: RpcError) -> dict[str, Any]:
 
 def _dump(answer: Any) -> bytes:
     return json.dumps(answer, separators=(",", ":")).encode()
-
-
-class RpcServer:
-    """The handler on a threaded HTTP server (POST /, ``application/json``).
-
-    Args:
-        node: the node to serve.
-        host, port: where to listen (port 0 picks a free one; see :attr:`url`).
-    """
-
-    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 8545) -> None:
-        handler = RpcHandler(node)
-
-        class _Http(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as separate writes
-
-            def do_POST(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if not 0 <= length <= MAX_BODY:
-                    self._reply(413, _dump(_error(None, RpcError(-32600, f"request larger than {MAX_BODY} bytes"))))
-                    self.close_connection = True
-                    return
-                answer = handler.handle(self.rfile.read(length))
-                self._reply(200, answer or b"")
-
-            def do_GET(self) -> None:
-                self._reply(405, _dump(_error(None, RpcError(-32600, "use POST"))))
-
-            def _reply(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug(format, *args)
-
-        self.handler = handler
-        self.httpd = ThreadingHTTPServer((host, port), _Http)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="rpc", daemon=True)
-
-    def start(self) -> RpcServer:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> RpcServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

@@ -80,6 +80,12 @@ class AnvilProcess:
                     raise
                 time.sleep(0.05)
 
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise ChainUnavailable("anvil is not running")
+        return self._proc.pid
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()

@@ -16,12 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_tester import EthereumTester, PyEVMBackend
 from eth_utils.crypto import keccak
 from requests.exceptions import RequestException
 from web3 import HTTPProvider, Web3
 
-from node.client.provider import EthTesterProvider
 from node.client.signer import Signer
 from node.errors import ChainError, ChainUnavailable, TransactionError
 
@@ -89,6 +87,12 @@ class EthTesterChain(_FaucetChain):
     """The embedded reference chain: eth-tester + py-evm, auto-mining one block per tx."""
 
     def __init__(self) -> None:
+        # imported here: py-evm and py_ecc raise the recursion limit process-wide to 100,000,
+        # which no node process should inherit (a deep JSON body would then overflow the C stack)
+        from eth_tester import EthereumTester, PyEVMBackend
+
+        from node.client.provider import EthTesterProvider
+
         self.name = "eth-tester"
         self.tester = EthereumTester(PyEVMBackend())
         self.w3 = Web3(EthTesterProvider(self.tester))
@@ -124,7 +128,7 @@ class NodeChain(_FaucetChain):
     ) -> None:
         from node.admission import Genesis
         from node.core import Node, address_of
-        from node.rpc import RpcServer
+        from node.server import RpcServer
 
         self.name = "node"
         faucet = Account.from_key(DEV_FAUCET_KEY)
@@ -140,7 +144,7 @@ class NodeChain(_FaucetChain):
         )
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qkdchain-node-"))
         self.node = Node(self.data_dir, genesis, DEV_VALIDATOR_KEY, workers=workers)
-        self.server = RpcServer(self.node, port=0).start()
+        self.server = RpcServer(self.node, port=0, dev=True, cors_origins=("*",)).start()
         self.url = self.server.url
         self.w3 = Web3(HTTPProvider(self.url, request_kwargs={"timeout": 60}))
         super().__init__(faucet)
