@@ -15,9 +15,10 @@ from node.client.chain import Chain
 from node.client.registry import KeyRegistry
 from node.types import PseudonymId, TxResult
 from qkd.keypool import KeyPool
+from vehicles.envelope import Envelope
 from vehicles.ibc import Credential, RegistryRevocationList, TrustedAuthority, Verifier
 from vehicles.ibc.curve import RandomSource
-from vehicles.messaging import Envelope, open_envelope, seal
+from vehicles.messaging import open_envelope, seal
 
 Role = Literal["vehicle", "rsu"]
 FUNDING_WEI = 10**20
@@ -51,10 +52,10 @@ class Agent:
         """Refresh revocations from the chain, then check and decrypt.
 
         Raises:
-            vehicles.messaging.MessageRefused: a check failed (``reason`` names it).
+            vehicles.errors.MessageRefused: a subclass naming the check that failed.
         """
         self.revocations.sync()
-        return open_envelope(envelope, self.pool, self.registry, self.verifier)
+        return open_envelope(envelope, self.pool, self.registry, self.verifier, self.address)
 
 
 def onboard(

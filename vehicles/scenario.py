@@ -4,9 +4,11 @@ A Trusted Authority deploys the registry and onboards RSUs and vehicles; each
 vehicle runs a QKD session with an RSU (a configurable share of links under
 intercept-resend); agreed keys fill both key pools; vehicles send one-time-pad
 messages that RSUs check and decrypt. Along the way: a ciphertext tampered in
-transit, a replayed message, an attempt to reuse pad bits on chain, and a vehicle
-revoked mid-run whose held-back message and new writes are refused. Seeded and
-reproducible; every figure comes from the run.
+transit, a replayed message, an attempt to reuse pad bits on chain, a vehicle that
+signs envelopes naming another vehicle as sender to burn that link's pad (refused,
+nothing burned, the genuine next message delivered), and a vehicle revoked mid-run
+whose held-back message and new writes are refused. Seeded and reproducible; every
+figure comes from the run.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ from node.types import SessionId, TxResult
 from qkd.bb84 import Eve, EveConfig
 from qkd.channel import fibre
 from qkd.session import SessionConfig
+from vehicles import mac
 from vehicles.agent import Agent, Role, onboard
-from vehicles.ibc import TrustedAuthority
+from vehicles.envelope import Envelope, MessageHeader
+from vehicles.errors import MessageRefused
+from vehicles.ibc import TrustedAuthority, sign
 from vehicles.ibc.curve import SeededRng
 from vehicles.keysession import KeySessionReport, establish_key
-from vehicles.messaging import Envelope, MessageRefused, pad_bits_for
+from vehicles.messaging import pad_bits_for
 
 MAX_SESSIONS_PER_LINK = 4
 
@@ -151,6 +156,32 @@ def devnet_account(seed: int, label: str) -> LocalAccount:
     return acct
 
 
+def pad_burning_forgery(
+    forger: Agent, sender: str, session_id: bytes, now_ms: int, offset: int | None = None, bits: int | None = None
+) -> Envelope:
+    """An envelope signed with ``forger``'s own valid credential that names ``sender`` as
+    its sender and claims pad bits of ``session_id``: from ``offset`` (default: the next
+    unused one on chain), ``bits`` of them rounded down to a whole message (default: all
+    the key has left). Consistent in itself (ciphertext hash and size match the header),
+    so only the receiver's checks against the chain stand between it and the pool.
+    Before the header was signed whole, one such envelope burned a link's whole pad.
+    """
+    session = forger.registry.get_session(SessionId(session_id))
+    start = session.consumed_bits if offset is None else offset
+    claim = session.key_bits - start if bits is None else bits
+    ciphertext = bytes(max(1, (claim - mac.KEY_BITS) // 8))
+    header = MessageHeader(
+        sender,
+        session_id,
+        start,
+        pad_bits_for(ciphertext),
+        bytes(mac.TAG_BYTES),
+        keccak(ciphertext),
+        forger.registry.w3.eth.block_number,
+    )
+    return Envelope(sign(forger.credential, header.encode(), now_ms, forger.rng), ciphertext)
+
+
 def run_scenario(
     chain: Chain,
     config: ScenarioConfig | None = None,
@@ -237,7 +268,7 @@ def run_scenario(
     def send(vehicle: Agent, rsu: Agent) -> Envelope:
         plaintext = rng.integers(0, 256, config.message_bytes, dtype=np.uint8).tobytes()
         envelope, recorded = vehicle.send(rsu.name, plaintext, clock())
-        report.key_bits_consumed += envelope.bits
+        report.key_bits_consumed += envelope.header.bits
         note("recordMessage", recorded)
         return envelope
 
@@ -257,18 +288,32 @@ def run_scenario(
     attacker, victim = links[0]
     envelope = send(attacker, victim)
     tampered = replace(envelope, ciphertext=bytes([envelope.ciphertext[0] ^ 0x01]) + envelope.ciphertext[1:])
-    report.attacks.append(AttackResult("ciphertext tampered in transit", "mac_invalid", deliver(tampered, victim)))
+    report.attacks.append(
+        AttackResult("ciphertext tampered in transit", "ciphertext_mismatch", deliver(tampered, victim))
+    )
 
     assert first_envelope is not None
     report.attacks.append(AttackResult("delivered message replayed", "replayed", deliver(first_envelope, links[0][1])))
 
     try:
-        attacker.registry.record_message(SessionId(first_envelope.session_id), keccak(text="reuse"), 0, 64)
+        attacker.registry.record_message(SessionId(first_envelope.header.session_id), keccak(text="reuse"), 0, 64)
         observed = "accepted"
     except ContractRevert as exc:
         observed = f"contract:{type(exc).__name__}"
         report.refused[observed] += 1
     report.attacks.append(AttackResult("record pad bits at an used offset", "contract:PadOffsetMismatch", observed))
+
+    forger = links[1][0]  # a vehicle with a valid credential and a link of its own
+    unused = victim.pool.unused_bits(attacker.name)
+    forged = pad_burning_forgery(forger, attacker.name, envelope.header.session_id, clock())
+    observed = deliver(forged, victim)
+    burned = unused - victim.pool.unused_bits(attacker.name)
+    observed += f", {burned} pad bits burned" if burned else ""
+    report.attacks.append(
+        AttackResult("another vehicle named as sender, its unused pad claimed", "sender_not_party", observed)
+    )
+    after = deliver(send(attacker, victim), victim)
+    report.attacks.append(AttackResult("genuine message after the forgery", "delivered", after))
 
     note("revokeIdentity", ta_registry.revoke_identity(revoked_vehicle.pseudonym_id, "devnet: compromised"))
     report.attacks.append(

@@ -43,7 +43,8 @@ def test_devnet_json_on_embedded_chain(chain: str) -> None:
 def test_devnet_human_output() -> None:
     result = runner.invoke(app, ["devnet", "--vehicles", "3"])
     assert result.exit_code == 0, result.output
-    assert "mac_invalid" in result.stdout
+    assert "ciphertext_mismatch" in result.stdout
+    assert "sender_not_party" in result.stdout
     assert "p50" in result.stdout
 
 

@@ -19,10 +19,10 @@ from node.types import SessionId
 from qkd.keypool import KeyPool
 from qkd.session import SessionConfig
 from vehicles.agent import Agent, Role, onboard
+from vehicles.errors import MessageRefused
 from vehicles.ibc import TrustedAuthority
 from vehicles.ibc.curve import SeededRng
 from vehicles.keysession import establish_key
-from vehicles.messaging import MessageRefused
 from vehicles.scenario import ScenarioConfig, run_on_network, run_scenario
 
 CONFIG = ScenarioConfig(vehicles=4, rsus=2, eve_share=0.25, messages=2, seed=3)
@@ -41,15 +41,18 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_every_attack_is_caught_by_the_right_check(embedded: dict[str, Any]) -> None:
     observed = {a["attack"]: a["observed"] for a in embedded["attacks"]}
     assert observed == {
-        "ciphertext tampered in transit": "mac_invalid",
+        "ciphertext tampered in transit": "ciphertext_mismatch",
         "delivered message replayed": "replayed",
         "record pad bits at an used offset": "contract:PadOffsetMismatch",
+        "another vehicle named as sender, its unused pad claimed": "sender_not_party",
+        "genuine message after the forgery": "delivered",
         "message from a vehicle revoked since": "revoked",
         "revoked vehicle records a message": "contract:AccountRevoked",
     }
     assert embedded["messages"]["refused"] == {
-        "mac_invalid": 1,
+        "ciphertext_mismatch": 1,
         "replayed": 1,
+        "sender_not_party": 1,
         "contract:PadOffsetMismatch": 1,
         "revoked": 1,
         "contract:AccountRevoked": 1,
@@ -61,8 +64,8 @@ def test_tapped_link_aborts_and_honest_links_agree(embedded: dict[str, Any]) -> 
     tapped = [s for s in embedded["session_qber"] if s["outcome"] == "aborted"]
     assert len(tapped) == 1 and tapped[0]["qber"] > 0.2
     assert embedded["sessions"]["agreed"] >= 3 and embedded["sessions"]["mismatch"] == 0
-    # 3 honest links x 2 messages, all delivered
-    assert embedded["messages"]["delivered"] == 6
+    # 3 honest links x 2 messages and the genuine one after the forgery, all delivered
+    assert embedded["messages"]["delivered"] == 7
     assert 0 < embedded["key_bits"]["consumed"] < embedded["key_bits"]["produced"]
 
 
@@ -134,11 +137,13 @@ def test_pad_bits_never_reused_across_an_agent_restart(tmp_path: Path) -> None:
         p.rng,
     )
     second, _ = car_again.send("rsu", b"after restart", clock())
-    assert second.offset >= first.offset + first.bits
+    assert second.header.offset >= first.header.offset + first.header.bits
     assert rsu.receive(second) == b"after restart"
     # forcing the old offset is refused by the chain and by the receiver
     with pytest.raises(PadOffsetMismatch):
-        car_again.registry.record_message(SessionId(first.session_id), keccak(b"x"), first.offset, first.bits)
+        car_again.registry.record_message(
+            SessionId(first.header.session_id), keccak(b"x"), first.header.offset, first.header.bits
+        )
     with pytest.raises(MessageRefused):
         rsu.receive(replace(first, signed=second.signed))
 

@@ -54,8 +54,12 @@ class Verifier:
         self._seen: dict[bytes, int] = {}
         self._expiry: list[tuple[int, bytes]] = []
 
-    def verify(self, signed: SignedMessage) -> None:
+    def verify(self, signed: SignedMessage, *, remember: bool = True) -> None:
         """Accept ``signed`` or raise why not.
+
+        ``remember=False`` checks without marking ``signed`` as seen; call
+        :meth:`remember` once the caller's own checks pass as well, so that a message
+        refused for another reason (a chain that lags, say) is not then a replay.
 
         Raises:
             StaleTimestamp, FutureTimestamp, RevokedPseudonym, ReplayedMessage,
@@ -65,7 +69,19 @@ class Verifier:
         digest = self._precheck(signed, now)
         if not verify_signature(signed, self.pk_ta):
             raise InvalidSignature("signature equation does not hold")
-        self._remember(digest, signed.timestamp_ms, now)
+        if remember:
+            self._remember(digest, signed.timestamp_ms, now)
+
+    def remember(self, signed: SignedMessage) -> None:
+        """Mark ``signed`` (already verified with ``remember=False``) as accepted.
+
+        Raises:
+            ReplayedMessage: it was accepted meanwhile.
+        """
+        digest = hashlib.sha256(signed.encode()).digest()
+        if digest in self._seen:
+            raise ReplayedMessage("this signed message was already accepted")
+        self._remember(digest, signed.timestamp_ms, self._clock())
 
     def verify_many(self, items: Sequence[SignedMessage]) -> list[VerificationError | None]:
         """Verify a batch; one result per item: ``None`` (accepted) or the refusal.

@@ -38,6 +38,21 @@ def test_accepts_once_then_refuses_replay(ta: TrustedAuthority, rng: SeededRng, 
         v.verify(signed)
 
 
+def test_checking_without_remembering_leaves_the_message_acceptable(
+    ta: TrustedAuthority, rng: SeededRng, clock: FakeClock
+) -> None:
+    v = Verifier(ta.public_key, clock_ms=clock)
+    signed = sign(ta.issue(bytes(32)), b"m", NOW_MS, rng)
+    v.verify(signed, remember=False)
+    v.verify(signed, remember=False)
+    assert v.replay_cache_size == 0
+    v.remember(signed)
+    with pytest.raises(ReplayedMessage):
+        v.verify(signed, remember=False)
+    with pytest.raises(ReplayedMessage):
+        v.remember(signed)
+
+
 def test_freshness_window(ta: TrustedAuthority, rng: SeededRng, clock: FakeClock) -> None:
     v = Verifier(ta.public_key, clock_ms=clock, window_ms=1000)
     cred = ta.issue(bytes(32))
