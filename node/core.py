@@ -54,6 +54,8 @@ log = logging.getLogger("qkdchain.node")
 T = TypeVar("T")
 
 MEMPOOL_LIMIT = 100_000
+MAX_NONCE_GAP = 64  # a transaction this far ahead of its sender's next nonce waits in the queue
+MAX_QUEUED = 10_000
 PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
 CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
@@ -191,6 +193,8 @@ class Node:
         self._pending_nonce: dict[str, int] = {}
         self._view: dict[str, Account] = {}  # accounts after the last built block, for admission
         self._known: set[bytes] = set()
+        self._queued: dict[str, dict[int, Pending]] = {}  # sender -> nonce -> waiting for a gap to fill
+        self._queued_count = 0
         self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
         self._mine_requests = 0
         self._listeners: list[BlockListener] = []
@@ -284,15 +288,53 @@ class Node:
             if tx.nonce < expected:
                 raise NonceTooLow(tx.sender, expected, tx.nonce)
             if tx.nonce > expected:
-                raise NonceTooHigh(tx.sender, expected, tx.nonce)
-            self._pending_nonce[tx.sender] = expected + 1
-            self._known.add(tx.tx_hash)
-            self._mempool[tx.tx_hash] = Pending(tx, raw)
+                self._queue(tx, raw, expected)
+                return tx.tx_hash
+            admitted = [Pending(tx, raw), *self._promoted(tx.sender, expected + 1)]
+            for pending in admitted:
+                self._known.add(pending.tx.tx_hash)
+                self._mempool[pending.tx.tx_hash] = pending
+            self._pending_nonce[tx.sender] = expected + len(admitted)
             self._cond.notify_all()
         if announce:
-            for listener in self._admitted:
-                listener(raw)
+            for pending in admitted:
+                for listener in self._admitted:
+                    listener(pending.raw)
         return tx.tx_hash
+
+    def _queue(self, tx: Transaction, raw: bytes, expected: int) -> None:
+        """Hold a transaction whose nonce leaves a gap until the gap is filled, as geth and anvil
+        do (``_cond`` held); bounded per sender and in all.
+
+        Raises:
+            NonceTooHigh: the gap is wider than :data:`MAX_NONCE_GAP`, or the queue is full.
+        """
+        parked = self._queued.setdefault(tx.sender, {})
+        if tx.nonce - expected > MAX_NONCE_GAP or self._queued_count >= MAX_QUEUED or tx.nonce in parked:
+            if not parked:
+                del self._queued[tx.sender]
+            raise NonceTooHigh(tx.sender, expected, tx.nonce)
+        parked[tx.nonce] = Pending(tx, raw)
+        self._known.add(tx.tx_hash)
+        self._queued_count += 1
+
+    def _promoted(self, sender: str, nonce: int) -> list[Pending]:
+        """The queued transactions of ``sender`` from ``nonce`` on without a gap, taken out of the
+        queue (``_cond`` held); queued ones below ``nonce`` can never run and are forgotten."""
+        parked = self._queued.get(sender)
+        if not parked:
+            return []
+        found: list[Pending] = []
+        while nonce in parked:
+            found.append(parked.pop(nonce))
+            nonce += 1
+        for stale in [n for n in parked if n < nonce]:
+            self._known.discard(parked.pop(stale).tx.tx_hash)
+            self._queued_count -= 1
+        self._queued_count -= len(found)
+        if not parked:
+            del self._queued[sender]
+        return found
 
     def on_admitted(self, listener: Callable[[bytes], None]) -> None:
         """Call ``listener(raw)`` after each transaction enters this node's mempool (to gossip it)."""
@@ -518,9 +560,12 @@ class Node:
             return self._rejected.get(tx_hash)
 
     def pending(self, tx_hash: bytes) -> Pending | None:
-        """The transaction if it waits in the mempool."""
+        """The transaction if it waits in the mempool or in the queue (a nonce gap before it)."""
         with self._cond:
-            return self._mempool.get(tx_hash)
+            found = self._mempool.get(tx_hash)
+            if found is None and tx_hash in self._known:
+                found = next((p for q in self._queued.values() for p in q.values() if p.tx.tx_hash == tx_hash), None)
+            return found
 
     # -- waiting and listening --
 

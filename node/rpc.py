@@ -474,6 +474,58 @@ class RpcHandler:
         block = self.node.store.block_by_hash(_hash(block_hash, "block hash"))
         return self._block_json(block, _flag(full)) if block else None
 
+    def _block_by_tag(self, tag: Any) -> Block | None:
+        """The block a number or tag names (a hash or EIP-1898 object too)."""
+        number = self._block_ref(tag)
+        return self.node.store.block_by_number(number) if number is not None else None
+
+    def _block_by_hash(self, value: Any) -> Block | None:
+        return self.node.store.block_by_hash(_hash(value, "block hash"))
+
+    def rpc_eth_getBlockTransactionCountByNumber(self, params: Any) -> str | None:
+        (tag,) = _params(params, 1, 1)
+        block = self._block_by_tag(tag)
+        return _q(len(block.tx_hashes)) if block else None
+
+    def rpc_eth_getBlockTransactionCountByHash(self, params: Any) -> str | None:
+        (block_hash,) = _params(params, 1, 1)
+        block = self._block_by_hash(block_hash)
+        return _q(len(block.tx_hashes)) if block else None
+
+    def _transaction_at(self, block: Block | None, index: Any) -> dict[str, Any] | None:
+        position = _quantity(index, "index")
+        if block is None or position >= len(block.tx_hashes):
+            return None
+        stored = self.node.store.transaction(block.tx_hashes[position])
+        return _transaction_json(stored.raw, stored.sender, stored) if stored else None
+
+    def rpc_eth_getTransactionByBlockNumberAndIndex(self, params: Any) -> dict[str, Any] | None:
+        tag, index = _params(params, 2, 2)
+        return self._transaction_at(self._block_by_tag(tag), index)
+
+    def rpc_eth_getTransactionByBlockHashAndIndex(self, params: Any) -> dict[str, Any] | None:
+        block_hash, index = _params(params, 2, 2)
+        return self._transaction_at(self._block_by_hash(block_hash), index)
+
+    def rpc_eth_getBlockReceipts(self, params: Any) -> list[dict[str, Any]] | None:
+        (tag,) = _params(params, 1, 1)
+        block = self._block_by_tag(tag)
+        return [_receipt_json(s) for s in self.node.store.receipts_of(block.number)] if block else None
+
+    def rpc_eth_getUncleCountByBlockNumber(self, params: Any) -> str | None:
+        (tag,) = _params(params, 1, 1)
+        return "0x0" if self._block_by_tag(tag) else None  # BFT blocks have no uncles
+
+    def rpc_eth_getUncleCountByBlockHash(self, params: Any) -> str | None:
+        (block_hash,) = _params(params, 1, 1)
+        return "0x0" if self._block_by_hash(block_hash) else None
+
+    def rpc_eth_getUncleByBlockNumberAndIndex(self, params: Any) -> None:
+        _params(params, 2, 2)
+
+    def rpc_eth_getUncleByBlockHashAndIndex(self, params: Any) -> None:
+        _params(params, 2, 2)
+
     def _block_json(self, block: Block, full: bool) -> dict[str, Any]:
         h = block.header
         transactions: list[Any] = [_h(t) for t in block.tx_hashes]

@@ -40,6 +40,39 @@ from tests.clients.cast_ops import CAST, run_cast_suite
 pytestmark = [pytest.mark.slow, pytest.mark.anvil]
 
 TOOLS = ("ethers", "viem", "cast")
+# Operations that pass on anvil and are known to fail on the node, each with the open issue that
+# builds it. The test fails if any other operation differs, and also when a listed one starts to
+# pass (then it must leave this list): the list only shrinks.
+KNOWN_GAPS: dict[str, dict[str, str]] = {
+    "ethers": {
+        "send EIP-2930 transfer (type 1)": "#13 type-1 transactions",
+        "mined revert: custom error replayed at its parent block": "#13 historical state",
+        "getBalance at an older block": "#13 historical state",
+        "getBalance at a block hash": "#13 historical state",
+        "getTransactionCount at an older block": "#13 historical state",
+        "contract read at an older block": "#13 historical state",
+        "getCode before the deployment block": "#13 historical state",
+    },
+    "viem": {
+        "sendTransaction EIP-2930": "#13 type-1 transactions",
+        "mined revert: custom error replayed at its parent block": "#13 historical state",
+        "getBalance at an older block": "#13 historical state",
+        "getTransactionCount at an older block": "#13 historical state",
+        "readContract at an older block": "#13 historical state",
+        "getCode before the deployment block": "#13 historical state",
+        "call with state overrides (balance, code)": "#13 state overrides (refused with -32602 today)",
+    },
+    "cast": {
+        "access-list": "#13 eth_createAccessList",
+        "balance --block <hash>": "#13 historical state",
+        "balance --block N (older block)": "#13 historical state",
+        "call --block N (older block)": "#13 historical state",
+        "code --block before deployment": "#13 historical state",
+        "nonce --block N (older block)": "#13 historical state",
+        "run <mined revert>": "#13 historical state",
+        "run <registry tx>": "#13 historical state",
+    },
+}
 # any key but the well-known dev validator key, so the node does not warn about it
 VALIDATOR_KEY = "0x" + "5e" * 32
 
@@ -146,7 +179,10 @@ def test_every_operation_that_passes_on_anvil_passes_on_the_node(
     assert not wrong, f"{tool}: operations that fail on anvil itself (fix or drop them):\n" + "\n".join(
         f"  {r.name}: {r.detail}" for r in wrong
     )
-    differ = [n for a, n in zip(on_anvil, on_node, strict=True) if a.ok and not n.ok]
+    known = KNOWN_GAPS[tool]
+    differ = [n for a, n in zip(on_anvil, on_node, strict=True) if a.ok and not n.ok and n.name not in known]
+    closed = [n.name for n in on_node if n.ok and n.name in known]
+    assert not closed, f"{tool}: known gaps that pass now; take them out of KNOWN_GAPS: {closed}"
     assert not differ, (
         f"{tool}: {len(differ)} of {len(on_anvil)} operations pass on anvil but fail on the node:\n"
         + "\n".join(f"  {r.name}: {r.detail}" for r in differ)

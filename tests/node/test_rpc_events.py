@@ -144,3 +144,37 @@ def test_only_the_admin_and_genesis_deployers_create_contracts(served: tuple[Set
     assert call(server, "eth_getTransactionCount", address_of(member), "latest") == "0x0"
     deployed = setup.node.wait(setup.node.submit(tx(setup.ta, 3, None, load_artifact().bytecode, gas=2_000_000)))
     assert deployed.status == 1
+
+
+def test_a_nonce_gap_waits_in_the_queue_until_it_is_filled(served: tuple[Setup, RpcServer]) -> None:
+    setup, server = served
+    ta = address_of(setup.ta)
+    later = tx(setup.ta, 4, setup.registry, calldata("addVehicle", address_of(setup.vehicles[2])))
+    queued = call(server, "eth_sendRawTransaction", "0x" + later.hex())
+    shown = call(server, "eth_getTransactionByHash", queued)
+    assert shown["blockNumber"] is None and shown["nonce"] == "0x4"
+    assert call(server, "eth_getTransactionCount", ta, "pending") == "0x3"  # the gap is not pending yet
+    too_far = tx(setup.ta, 3 + 65, setup.registry, calldata("admin"))
+    assert "nonce too high" in error_of(server, "eth_sendRawTransaction", "0x" + too_far.hex())["message"]
+    assert "already known" in error_of(server, "eth_sendRawTransaction", "0x" + later.hex())["message"]
+    filler = setup.node.submit(tx(setup.ta, 3, setup.registry, calldata("admin")))
+    assert setup.node.wait(filler).status == 1
+    assert setup.node.wait(bytes.fromhex(queued[2:])).status == 1
+    assert call(server, "eth_getTransactionCount", ta, "latest") == "0x5"
+
+
+def test_block_transaction_counts_indexes_and_receipts(served: tuple[Setup, RpcServer]) -> None:
+    setup, server = served
+    included = setup.node.wait(setup.node.submit(tx(setup.ta, 3, setup.registry, calldata("admin"))))
+    number, block_hash = hex(included.block_number), "0x" + included.block_hash.hex()
+    assert call(server, "eth_getBlockTransactionCountByNumber", number) == "0x1"
+    assert call(server, "eth_getBlockTransactionCountByHash", block_hash) == "0x1"
+    by_number = call(server, "eth_getTransactionByBlockNumberAndIndex", number, "0x0")
+    assert by_number == call(server, "eth_getTransactionByBlockHashAndIndex", block_hash, "0x0")
+    assert by_number["hash"] == "0x" + included.tx_hash.hex()
+    assert call(server, "eth_getTransactionByBlockNumberAndIndex", number, "0x1") is None
+    receipts = call(server, "eth_getBlockReceipts", number)
+    assert [r["transactionHash"] for r in receipts] == [by_number["hash"]]
+    assert call(server, "eth_getBlockReceipts", hex(10**6)) is None
+    assert call(server, "eth_getUncleCountByBlockNumber", number) == "0x0"
+    assert call(server, "eth_getUncleByBlockHashAndIndex", block_hash, "0x0") is None
