@@ -3,6 +3,7 @@ and who may create contracts: over a real server on loopback, against a permissi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -178,3 +179,31 @@ def test_block_transaction_counts_indexes_and_receipts(served: tuple[Setup, RpcS
     assert call(server, "eth_getBlockReceipts", hex(10**6)) is None
     assert call(server, "eth_getUncleCountByBlockNumber", number) == "0x0"
     assert call(server, "eth_getUncleByBlockHashAndIndex", block_hash, "0x0") is None
+
+
+def test_web3_py_subscriptions_over_websocket(served: tuple[Setup, RpcServer]) -> None:
+    """web3.py's own WebSocket provider: subscribe to heads and registry logs, receive both."""
+    from web3 import AsyncWeb3, WebSocketProvider
+
+    setup, server = served
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with AsyncWeb3(WebSocketProvider(server.ws_url)) as w3:
+            assert await w3.eth.chain_id == setup.node.chain_id
+            heads = await w3.eth.subscribe("newHeads")
+            logs = await w3.eth.subscribe("logs", {"address": setup.registry, "topics": [MEMBER_ADDED]})
+            submit = asyncio.get_running_loop().run_in_executor(
+                None, setup.node.submit, tx(setup.ta, 3, setup.registry,
+                                            calldata("addVehicle", address_of(setup.vehicles[2]))))  # fmt: skip
+            await submit
+            got: dict[str, dict[str, Any]] = {}
+            async with asyncio.timeout(20):
+                async for message in w3.socket.process_subscriptions():
+                    got.setdefault(message["subscription"], dict(message["result"]))
+                    if len(got) == 2:
+                        break
+            assert await w3.eth.unsubscribe(heads) is True
+            return got[heads], got[logs]
+
+    head, found = asyncio.run(run())
+    assert int(str(head["number"]), 0) >= 1 and found["address"].lower() == setup.registry.lower()
