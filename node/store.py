@@ -4,26 +4,64 @@ WAL mode with ``synchronous=FULL``: :meth:`Store.append` returns only after the
 block, its receipts and its state writes are on disk in a single transaction, so a
 ``kill -9`` loses nothing the node has acknowledged and never half a block. Each
 thread reads through its own connection (WAL readers do not block the writer).
+
+Damage is refused, never served (:class:`StoreDamaged`, with a recovery hint):
+
+- **Lost blocks.** SQLite silently drops a truncated or deleted WAL's tail, so the
+  evidence of what was acknowledged lives outside the database: after each durable
+  commit, before the acknowledgement, :meth:`Store.append` writes the block's number
+  and hash to ``chain.head`` (two checksummed slots, alternately overwritten: a torn
+  write leaves the other slot). On open, a database whose head is below that mark, or
+  holds another block at that height, is :class:`AcknowledgedBlocksMissing`. The mark
+  is in the page cache at the acknowledgement, which a ``kill -9`` cannot lose; the
+  store process ``fdatasync``-s it when idle and at least every second
+  (:data:`MARK_SYNC_S`), not on the acknowledgement path, where a second fsync per
+  block would double the commit latency. A power cut can thus lose up to a second of
+  marks: detection then reaches back to the last synced mark, and never raises a
+  false alarm (the mark is never ahead of the fsync-ed WAL).
+- **Flipped bits in state.** Headers commit only to each block's write set, and the
+  store keeps only current state, so the state cannot be re-derived from headers at
+  load. Instead ``meta.state_digest`` is the sum (mod 2**64) of a CRC-32 of every
+  account and storage row, updated in each block's own transaction (the rows a block
+  overwrites are read first and subtracted). A CRC is what accidental damage calls for
+  (any single flipped bit changes its row's CRC); it is no defence against someone
+  who edits the file, who could rewrite the digest as well. :meth:`Store.load_state`, which reads every
+  row anyway, re-folds it and refuses a mismatch (:class:`StateDigestMismatch`). Code
+  rows are their own check (keyed by their keccak) and must exist for every account
+  that names them.
+- **An unreadable file** (SQLite's ``NOTADB``/``CORRUPT``) is :class:`DatabaseCorrupt`
+  on any read or write, and a stored header whose hash differs from its own is too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from node import lifeline
 from node.block import Block, BlockHeader, SealedReceipt
 from node.engine.base import Account, LogEntry, StateDiff
 from node.errors import NodeError
+from node.hashing import keccak
+
+if TYPE_CHECKING:
+    from node.datadir import DataDirectoryLock
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,8 +95,76 @@ _BLOCK_COLUMNS = (
 )
 
 
+MODULUS = 1 << 64
+EMPTY_CODE_HASH = keccak(b"")
+NO_BLOCK = bytes(32)  # the hash in a head mark written before any block was acknowledged
+MARK_SYNC_S = 1.0  # the store process syncs the head mark when idle, and at least this often
+_CHUNK = 512  # keys per ``IN (...)`` query (SQLite allows 32,766 parameters)
+
+
 class StoreError(NodeError):
     """The database file is unusable or inconsistent with what was asked."""
+
+
+class StoreDamaged(StoreError):
+    """The data directory lost or changed data the node had written; the node must not start on it.
+
+    Attributes:
+        path: the database file.
+        recovery: what the operator can do (also the end of the message).
+    """
+
+    recovery = (
+        "restore the whole data directory from a backup, or move it aside, start with a fresh "
+        "data directory and sync the chain from peers"
+    )
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {what}. To recover: {self.recovery}")
+
+
+class AcknowledgedBlocksMissing(StoreDamaged):
+    """Blocks acknowledged before the last stop are not in the database (lost WAL frames).
+
+    Attributes:
+        acknowledged: the number of the last block written to ``chain.head``.
+        head: the database's highest block (``None``: no block at all).
+    """
+
+    def __init__(self, path: Path, acknowledged: int, head: int | None, what: str) -> None:
+        self.acknowledged, self.head = acknowledged, head
+        super().__init__(path, what)
+
+
+class StateDigestMismatch(StoreDamaged):
+    """The stored accounts, storage or code differ from what the blocks wrote (flipped bits)."""
+
+
+class DatabaseCorrupt(StoreDamaged):
+    """SQLite cannot read the file (not a database, or a malformed page), or a stored header is altered."""
+
+
+def _sqlite_failure(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The named error for an SQLite failure: damage for ``CORRUPT``/``NOTADB``, else a plain one."""
+    if (getattr(exc, "sqlite_errorname", None) or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return DatabaseCorrupt(path, f"is not a usable node database: {exc}")
+    return StoreError(f"{path}: {exc}")
+
+
+def _named_failures(method: Callable[P, R]) -> Callable[P, R]:
+    """Let no raw ``sqlite3`` exception out of a :class:`Store` method (see :func:`_sqlite_failure`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            store = args[0]
+            assert isinstance(store, Store)
+            raise _sqlite_failure(store.path, exc) from exc
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -99,11 +205,130 @@ def _topics(blob: bytes) -> tuple[bytes, ...]:
     return tuple(blob[i : i + 32] for i in range(0, len(blob), 32))
 
 
+@dataclass(frozen=True)
+class HeadMark:
+    """The last block a store acknowledged, as kept outside the database."""
+
+    number: int
+    block_hash: bytes  # NO_BLOCK: nothing acknowledged yet
+
+    @property
+    def acknowledges(self) -> bool:
+        return self.block_hash != NO_BLOCK
+
+
+class HeadMarker:
+    """``chain.head`` beside the database: two 64-byte slots, magic + number + hash + CRC-32.
+
+    Block ``n`` goes to slot ``n % 2`` with one ``pwrite`` (:meth:`sync` makes it durable),
+    so a torn write damages only that slot and the other still holds the block before.
+    """
+
+    SLOT = 64
+    MAGIC = b"QKDH"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._dirty = False
+
+    def read(self) -> HeadMark | None:
+        """The highest valid mark; ``None`` if there is no file.
+
+        Raises:
+            ValueError: the file exists but holds no valid slot.
+        """
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        marks = [m for i in (0, 1) if (m := self._decode(data[i * self.SLOT : (i + 1) * self.SLOT])) is not None]
+        if not marks:
+            raise ValueError(f"{self.path} holds no valid head mark")
+        return max(marks, key=lambda m: (m.number, m.acknowledges))
+
+    def create(self) -> None:
+        """Write a file that acknowledges nothing, durably (before the first block is marked)."""
+        nothing = self._encode(HeadMark(0, NO_BLOCK))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, nothing + nothing)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_directory(self.path.parent)
+
+    def write(self, number: int, block_hash: bytes) -> None:
+        """Mark block ``number`` acknowledged (in the page cache; the file must exist)."""
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        os.pwrite(self._fd, self._encode(HeadMark(number, block_hash)), (number % 2) * self.SLOT)
+        self._dirty = True
+
+    def sync(self) -> None:
+        """Make the last mark durable (``fdatasync``; nothing to do if it is)."""
+        if self._fd is not None and self._dirty:
+            os.fdatasync(self._fd)
+            self._dirty = False
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                if self._dirty:
+                    os.fdatasync(fd)
+            os.close(fd)
+
+    def _encode(self, mark: HeadMark) -> bytes:
+        body = self.MAGIC + mark.number.to_bytes(8, "big") + mark.block_hash
+        return (body + zlib.crc32(body).to_bytes(4, "big")).ljust(self.SLOT, b"\0")
+
+    def _decode(self, slot: bytes) -> HeadMark | None:
+        body, crc = slot[:44], slot[44:48]
+        if len(slot) != self.SLOT or not body.startswith(self.MAGIC) or zlib.crc32(body).to_bytes(4, "big") != crc:
+            return None
+        return HeadMark(int.from_bytes(body[4:12], "big"), body[12:44])
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _account_leaf(address: str, nonce: int, balance: bytes, code_hash: bytes) -> int:
+    return zlib.crc32(f"A{address}{nonce}|".encode() + balance + code_hash)
+
+
+def _storage_leaf(address: str, slot: bytes, value: bytes) -> int:
+    return zlib.crc32(f"S{address}|".encode() + slot + value)
+
+
+def _chunks(items: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """Slices of at most ``_CHUNK`` keys, each padded (repeating its last key) to a power of two,
+    with the matching ``?,?,...``: a handful of distinct statements, all in SQLite's statement
+    cache, instead of one to prepare per block (``IN`` ignores the repeats)."""
+    for i in range(0, len(items), _CHUNK):
+        chunk = items[i : i + _CHUNK]
+        size = 1 << (len(chunk) - 1).bit_length()
+        yield chunk + chunk[-1:] * (size - len(chunk)), ",".join("?" * size)
+
+
 class Store:
-    """One SQLite database file holding the whole chain.
+    """One SQLite database file holding the whole chain, and ``chain.head`` beside it.
 
     Args:
         path: the database file (created with its directory if missing).
+
+    Raises:
+        DatabaseCorrupt: SQLite cannot read the file.
+        AcknowledgedBlocksMissing: blocks marked in ``chain.head`` are missing or differ.
+        StoreDamaged: ``chain.head`` is unreadable, or missing while the database says it was kept.
+        StoreError: another SQLite failure (I/O, permissions), or a pre-seals database.
     """
 
     def __init__(self, path: Path) -> None:
@@ -111,15 +336,55 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self.marker = HeadMarker(path.with_suffix(".head"))
+        self._marked = False  # the marker file is known to exist
+        try:  # the mark first: a store process still finishing a block only moves the database ahead of it
+            self.mark = self.marker.read()
+        except (OSError, ValueError) as exc:
+            raise StoreDamaged(path, f"the head mark {self.marker.path} is unreadable ({exc})") from exc
         try:
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if self.mark is not None and self.mark.acknowledges and "blocks" not in tables:
+                    raise AcknowledgedBlocksMissing(
+                        path, self.mark.number, None,
+                        f"the database holds no blocks, but block {self.mark.number} was acknowledged "
+                        "(a lost or deleted WAL)",
+                    )  # fmt: skip
                 db.executescript(SCHEMA)
                 columns = {row[1] for row in db.execute("PRAGMA table_info(blocks)")}
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not a usable node database: {exc}") from exc
-        if "seals" not in columns:
-            raise StoreError(f"{path} was written by an older qkdchain (no commit seals); use a new data dir")
+                if "seals" not in columns:
+                    raise StoreError(f"{path} was written by an older qkdchain (no commit seals); use a new data dir")
+                self._check_head(db)
+        except sqlite3.Error as exc:
+            self.close()
+            raise _sqlite_failure(path, exc) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_head(self, db: sqlite3.Connection) -> None:
+        if self.mark is None:
+            if db.execute("SELECT 1 FROM meta WHERE key = 'state_digest'").fetchone():
+                raise StoreDamaged(self.path, f"the head mark {self.marker.path} was deleted")
+            return  # a new store, or one from before head marks: the first append creates it
+        if not self.mark.acknowledges:
+            return
+        n = self.mark.number
+        row = db.execute("SELECT hash FROM blocks WHERE number = ?", (n,)).fetchone()
+        if row is None:
+            top = db.execute("SELECT MAX(number) FROM blocks").fetchone()[0]
+            first = 0 if top is None else top + 1
+            missing = f"block {n} was" if first == n else f"blocks {first}..{n} were"
+            ends = "holds no blocks" if top is None else f"ends at block {top}"
+            raise AcknowledgedBlocksMissing(
+                self.path, n, top, f"the database {ends}, but {missing} acknowledged (WAL frames lost or truncated)"
+            )  # fmt: skip
+        if bytes(row[0]) != self.mark.block_hash:
+            raise AcknowledgedBlocksMissing(
+                self.path, n, n, f"block {n} is not the one acknowledged (0x{self.mark.block_hash.hex()})"
+            )
 
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -135,30 +400,61 @@ class Store:
         if db is not None:
             db.close()
             self._local.db = None
+        self.marker.close()
 
     # -- meta --
 
+    @_named_failures
     def get_meta(self, key: str) -> object | None:
-        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        """The JSON value stored under ``key`` (``None`` if absent).
 
+        Raises:
+            DatabaseCorrupt: the stored value is not JSON, or SQLite cannot read it.
+        """
+        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value: object = json.loads(row[0])
+        except (TypeError, ValueError) as exc:
+            raise DatabaseCorrupt(self.path, f"meta value {key!r} is not JSON ({exc})") from exc
+        return value
+
+    @_named_failures
     def set_meta(self, key: str, value: object) -> None:
         with self._write_lock:
             self._db().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     # -- writing a block: everything in one durable transaction --
 
-    def append(self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff) -> None:
-        """Write ``block`` with its transactions, receipts, logs and state writes, durably."""
-        h = block.header
+    @_named_failures
+    def append(
+        self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff, sync_mark: bool = True
+    ) -> None:
+        """Write ``block`` with its transactions, receipts, logs and state writes, durably, then mark it.
+
+        ``sync_mark``: also ``fdatasync`` the mark now; the store process passes false and
+        calls :meth:`sync_mark` off the acknowledgement path.
+
+        Raises:
+            StoreError: the write failed (nothing of the block is stored), or the mark could
+                not be written after a durable commit (the block is stored, not acknowledged).
+        """
+        h, block_hash = block.header, block.hash  # the hash is an RLP encoding: once
         db = self._db()
+        accounts = [(a, x.nonce, _word(x.balance), x.code_hash) for a, x in diff.accounts.items()]
+        storage = [(a, _word(k), _word(v)) for (a, k), v in diff.storage.items()]
         with self._write_lock:
+            if not self._marked and not self.marker.path.exists():  # before the first commit keeping a digest
+                self.marker.create()
+            self._marked = True
             db.execute("BEGIN IMMEDIATE")
             try:
+                digest = self._updated_digest(db, accounts, storage)
                 db.execute(
                     f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        h.number, block.hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
+                        h.number, block_hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
                         h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root, h.round,
                         ",".join(h.validators), block.signature, b"".join(block.seals),
                     ),
@@ -175,56 +471,136 @@ class Store:
                     ],
                 )  # fmt: skip
                 db.executemany("INSERT INTO logs VALUES (?,?,?,?,?,?,?)", _log_rows(h.number, receipts))
-                db.executemany(
-                    "INSERT OR REPLACE INTO accounts VALUES (?,?,?,?)",
-                    [(a, x.nonce, _word(x.balance), x.code_hash) for a, x in diff.accounts.items()],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO storage VALUES (?,?,?)",
-                    [(a, _word(k), _word(v)) for (a, k), v in diff.storage.items()],
-                )
+                db.executemany("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?)", accounts)
+                db.executemany("INSERT OR REPLACE INTO storage VALUES (?,?,?)", storage)
                 db.executemany("INSERT OR IGNORE INTO code VALUES (?,?)", list(diff.code.items()))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('state_digest', ?)", (json.dumps(f"{digest:016x}"),))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            try:
+                self.marker.write(h.number, block_hash)
+                if sync_mark:
+                    self.marker.sync()
+            except OSError as exc:
+                raise StoreError(f"block {h.number} is stored but {self.marker.path} cannot be written: {exc}") from exc
+
+    def sync_mark(self) -> None:
+        """Make the last head mark durable.
+
+        Raises:
+            StoreError: the ``fdatasync`` failed.
+        """
+        with self._write_lock:
+            try:
+                self.marker.sync()
+            except OSError as exc:
+                raise StoreError(f"{self.marker.path} cannot be synced: {exc}") from exc
+
+    def _updated_digest(
+        self,
+        db: sqlite3.Connection,
+        accounts: list[tuple[str, int, bytes, bytes]],
+        storage: list[tuple[str, bytes, bytes]],
+    ) -> int:
+        """The state digest once these rows are written (inside the block's transaction, before its writes)."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchone()
+        digest = int(json.loads(row[0]), 16) if row else _fold(db)  # once, for a store from before digests
+        for chunk, marks in _chunks([a for a, *_ in accounts]):
+            query = f"SELECT address, nonce, balance, code_hash FROM accounts WHERE address IN ({marks})"
+            digest -= sum(_account_leaf(*old) for old in db.execute(query, chunk))
+        digest += sum(_account_leaf(*new) for new in accounts)
+        by_address: dict[str, list[bytes]] = {}
+        for a, slot, _ in storage:
+            by_address.setdefault(a, []).append(slot)
+        for a, slots in by_address.items():  # ``address = ? AND slot IN``: a row-value IN would scan the table
+            for chunk, marks in _chunks(slots):
+                query = f"SELECT address, slot, value FROM storage WHERE address = ? AND slot IN ({marks})"
+                digest -= sum(_storage_leaf(*old) for old in db.execute(query, [a, *chunk]))
+        digest += sum(_storage_leaf(*new) for new in storage)
+        return digest % MODULUS
 
     # -- state, for restarts --
 
+    @_named_failures
     def load_state(self) -> StateDiff:
+        """Every account, storage slot and code, checked against the state digest.
+
+        Raises:
+            StateDigestMismatch: a row differs from what the blocks wrote, is unreadable, or
+                code an account names is missing or altered.
+            DatabaseCorrupt: SQLite cannot read the tables.
+        """
         db = self._db()
         diff = StateDiff()
-        for address, nonce, balance, code_hash in db.execute("SELECT * FROM accounts"):
-            diff.accounts[address] = Account(nonce, int.from_bytes(balance, "big"), bytes(code_hash))
-        for address, slot, value in db.execute("SELECT * FROM storage"):
-            diff.storage[(address, int.from_bytes(slot, "big"))] = int.from_bytes(value, "big")
-        for code_hash, code in db.execute("SELECT * FROM code"):
-            diff.code[bytes(code_hash)] = bytes(code)
+        folded = 0
+        db.execute("BEGIN")  # the rows and the digest from one snapshot
+        try:
+            try:
+                for address, nonce, balance, code_hash in db.execute("SELECT * FROM accounts"):
+                    folded += _account_leaf(address, nonce, balance, code_hash)
+                    diff.accounts[address] = Account(nonce, int.from_bytes(balance, "big"), bytes(code_hash))
+                for address, slot, value in db.execute("SELECT * FROM storage"):
+                    folded += _storage_leaf(address, slot, value)
+                    diff.storage[(address, int.from_bytes(slot, "big"))] = int.from_bytes(value, "big")
+                for code_hash, code in db.execute("SELECT * FROM code"):
+                    if keccak(code) != code_hash:
+                        raise StateDigestMismatch(self.path, f"stored code 0x{bytes(code_hash).hex()} is altered")
+                    diff.code[bytes(code_hash)] = bytes(code)
+            except (TypeError, ValueError, AttributeError, OverflowError) as exc:  # a flip changed a value's type
+                raise StateDigestMismatch(self.path, f"a state row is unreadable ({exc})") from exc
+            row = db.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchone()
+        finally:
+            db.execute("COMMIT")
+        named = {x.code_hash for x in diff.accounts.values()} - {EMPTY_CODE_HASH} - diff.code.keys()
+        if named:
+            raise StateDigestMismatch(self.path, f"code 0x{min(named).hex()} named by an account is missing")
+        if row is None:
+            if self.mark is not None and self.mark.acknowledges:
+                raise StateDigestMismatch(self.path, "the state digest is missing")
+            return diff  # a store from before digests: the next block establishes one
+        try:
+            stored = int(json.loads(row[0]), 16)
+        except (TypeError, ValueError) as exc:
+            raise StateDigestMismatch(self.path, f"the state digest is unreadable ({exc})") from exc
+        if stored != folded % MODULUS:
+            raise StateDigestMismatch(
+                self.path, "the accounts, storage or code differ from what the blocks wrote (a flipped bit?)"
+            )
         return diff
 
     # -- reads --
 
+    @_named_failures
     def head(self) -> Block | None:
         row = self._db().execute(f"SELECT {_BLOCK_COLUMNS} FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
         return self._block(row) if row else None
 
+    @_named_failures
     def block_by_number(self, number: int) -> Block | None:
         row = self._db().execute(f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE number = ?", (number,)).fetchone()
         return self._block(row) if row else None
 
+    @_named_failures
     def block_by_hash(self, block_hash: bytes) -> Block | None:
         row = self._db().execute(f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
         return self._block(row) if row else None
 
     def _block(self, row: tuple[Any, ...]) -> Block:
         number, block_hash, *rest, validators, signature, seals = row
-        header = BlockHeader(number, *rest, tuple(validators.split(",")) if validators else ())  # type: ignore[arg-type, call-arg]
-        if header.hash != block_hash:
-            raise StoreError(f"block {number}: stored hash does not match its header")
+        try:
+            header = BlockHeader(number, *rest, tuple(validators.split(",")) if validators else ())  # type: ignore[arg-type, call-arg]
+            intact = header.hash == block_hash
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DatabaseCorrupt(self.path, f"block {number}: the stored header is unreadable ({exc})") from exc
+        if not intact:
+            raise DatabaseCorrupt(self.path, f"block {number}: the stored header does not match its hash")
         hashes = self._db().execute("SELECT hash FROM transactions WHERE block = ? ORDER BY idx", (number,))
         seal_list = tuple(bytes(seals[i : i + 65]) for i in range(0, len(seals), 65))
         return Block(header, bytes(signature), tuple(bytes(h) for (h,) in hashes), seal_list)
 
+    @_named_failures
     def transaction(self, tx_hash: bytes) -> StoredTransaction | None:
         db = self._db()
         row = db.execute(
@@ -248,18 +624,19 @@ class Store:
             contract, bytes(output), logs,
         )  # fmt: skip
 
+    @_named_failures
     def raws_of(self, number: int) -> list[bytes]:
         """The raw transactions of block ``number`` in order (what a syncing peer re-executes)."""
         rows = self._db().execute("SELECT raw FROM transactions WHERE block = ? ORDER BY idx", (number,))
         return [bytes(raw) for (raw,) in rows]
 
+    @_named_failures
     def receipts_of(self, number: int) -> Iterator[StoredTransaction]:
-        hashes = self._db().execute("SELECT hash FROM transactions WHERE block = ? ORDER BY idx", (number,))
-        for (tx_hash,) in hashes.fetchall():
-            stored = self.transaction(bytes(tx_hash))
-            if stored is not None:
-                yield stored
+        rows = self._db().execute("SELECT hash FROM transactions WHERE block = ? ORDER BY idx", (number,))
+        hashes = [bytes(tx_hash) for (tx_hash,) in rows]
+        return (stored for tx_hash in hashes if (stored := self.transaction(tx_hash)) is not None)
 
+    @_named_failures
     def logs(self, first: int, last: int, addresses: Iterable[str] | None) -> list[StoredLog]:
         """Logs of blocks ``first..last`` (inclusive), optionally only from ``addresses``."""
         query = (
@@ -278,6 +655,13 @@ class Store:
         ]
 
 
+def _fold(db: sqlite3.Connection) -> int:
+    """The state digest of the tables as they are (a full pass)."""
+    total = sum(_account_leaf(*row) for row in db.execute("SELECT address, nonce, balance, code_hash FROM accounts"))
+    total += sum(_storage_leaf(*row) for row in db.execute("SELECT address, slot, value FROM storage"))
+    return total % MODULUS
+
+
 def _log_rows(number: int, receipts: list[SealedReceipt]) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for r in receipts:
@@ -292,23 +676,41 @@ class StoreWriter:
     SQLite's per-row work holds the GIL; beside the proposer's execution in the same
     process the two threads hand the GIL back and forth and both slow down. In a
     separate process the writes run on the other core. :meth:`append` returns when the
-    child has committed (WAL, ``synchronous=FULL``), so acknowledgement still follows
-    durability. If the node dies, the child sees its pipe close and exits.
+    child has committed (WAL, ``synchronous=FULL``) and marked the block in ``chain.head``,
+    so acknowledgement still follows durability.
+
+    The child dies with the node (:func:`node.lifeline.die_with_parent`; the node's ends
+    of the pipes are kept from forked children, so it also sees end-of-file), and holds a
+    copy of the data directory ``lock`` until it exits, so no second node writes while a
+    block is still being committed.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock: DataDirectoryLock | None = None) -> None:
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "node.store", str(path), str(child_read), str(child_write)],
-            pass_fds=(child_read, child_write),
-        )
-        os.close(child_read)
-        os.close(child_write)
+        lock_fd = lock.fileno() if lock is not None else -1
+        parent_pid, kernel_signal = lifeline.lifeline_args()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "node.store", str(path), str(child_read), str(child_write), str(parent_pid),
+                 str(int(kernel_signal)), str(lock_fd)],
+                pass_fds=(child_read, child_write) + ((lock_fd,) if lock_fd >= 0 else ()),
+            )  # fmt: skip
+        finally:
+            os.close(child_read)
+            os.close(child_write)
+        for fd in (parent_read, parent_write):
+            lifeline.keep_from_forks(fd)
+        self._fds = (parent_read, parent_write)
         self._send = Connection(parent_write, readable=False)
         self._recv = Connection(parent_read, writable=False)
 
     def append(self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff) -> None:
+        """Have the store process write and mark ``block``; returns once it is durable.
+
+        Raises:
+            StoreError: the write failed or the store process is gone.
+        """
         try:
             self._send.send((block, receipts, raws, diff))
             failure = self._recv.recv()
@@ -324,29 +726,49 @@ class StoreWriter:
             self._process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait()  # it holds the directory lock until it is gone
+        for fd in self._fds:
+            lifeline.forget(fd)
         self._send.close()
         self._recv.close()
 
 
 def _serve_writes(path: Path, requests: Connection, replies: Connection) -> None:
-    store = Store(path)
+    try:
+        store = Store(path)
+    except NodeError as exc:  # the node checked the same files a moment ago; say why in one line
+        print(f"store process: {exc}", file=sys.stderr)
+        sys.exit(2)
+    synced = time.monotonic()
     while True:
         try:
+            if time.monotonic() - synced >= MARK_SYNC_S or not requests.poll(0):  # idle, or a second passed
+                store.sync_mark()
+                synced = time.monotonic()
             item = requests.recv()
         except (EOFError, OSError):
             return  # the node is gone; whatever was committed stays committed
+        except StoreError as exc:
+            print(f"store process: {exc}", file=sys.stderr)
+            return  # the node sees the pipe close and stops
         if item is None:
             store.close()
             return
         try:
-            store.append(*item)
+            block, receipts, raws, diff = item
+            store.append(block, receipts, raws, diff, sync_mark=False)
         except Exception as exc:  # report, keep serving: the node decides to stop
-            replies.send(f"{type(exc).__name__}: {exc}")
+            reply: str | None = f"{type(exc).__name__}: {exc}"
         else:
-            replies.send(None)
+            reply = None
+        try:
+            replies.send(reply)
+        except OSError:
+            return  # the node died while the block was being written
 
 
 if __name__ == "__main__":
+    lifeline.die_with_parent(int(sys.argv[4]), sys.argv[5] == "1")
     _serve_writes(
         Path(sys.argv[1]), Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
     )
