@@ -42,10 +42,12 @@ from node.admission import (
     check_static,
 )
 from node.block import Block, BlockHeader, SealedReceipt, genesis_block, seal
+from node.datadir import DataDirectoryLock
 from node.engine.base import Account, EngineError, ExecutionReceipt, LogEntry, StateDiff, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.errors import NodeError
 from node.hashing import address_of_public, keccak
+from node.lifeline import die_with_parent, lifeline_args
 from node.store import Store, StoredTransaction, StoreWriter
 from node.txcodec import TransactionRejected, decode_transaction
 from node.validators import next_validators
@@ -128,6 +130,8 @@ class Node:
             without it this node is the only validator and seals on its own.
 
     Raises:
+        DataDirectoryLocked: another node runs on ``data_dir``.
+        StoreDamaged: the store lost acknowledged blocks or its state rows changed on disk.
         GenesisMismatch: ``data_dir`` holds another chain.
         NodeError: the validator key is not a validator of this chain.
     """
@@ -139,6 +143,16 @@ class Node:
         validator_key: bytes,
         workers: int | None = None,
         consensus: bool = False,
+    ) -> None:
+        self._lock = DataDirectoryLock.acquire(data_dir)
+        try:
+            self._open(data_dir, genesis, validator_key, workers, consensus)
+        except BaseException:
+            self._lock.release()  # a refused start (damage, another genesis) leaves the directory free
+            raise
+
+    def _open(
+        self, data_dir: Path, genesis: Genesis | None, validator_key: bytes, workers: int | None, consensus: bool
     ) -> None:
         self.store = Store(data_dir / "chain.sqlite")
         stored = self.store.get_meta("genesis")
@@ -204,9 +218,11 @@ class Node:
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self.mine_hook: Callable[[], None] | None = None
         self.time_hook: Callable[[int], None] | None = None
-        self._store_writer = StoreWriter(self.store.path)
+        self._store_writer = StoreWriter(self.store.path, self._lock)
         workers = (os.cpu_count() or 1) if workers is None else workers
-        self._pool = ProcessPoolExecutor(workers) if workers > 1 else None
+        self._pool = (  # the workers die with the node, even after a kill -9
+            ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=lifeline_args()) if workers > 1 else None
+        )
         if self._pool is not None:  # fork the workers now, before this node starts its threads
             list(self._pool.map(_decode_chunk, [[]] * workers, [self.chain_id] * workers))
         self._workers = workers
@@ -690,6 +706,7 @@ class Node:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
         self.store.close()
+        self._lock.release()
 
     def __enter__(self) -> Node:
         return self

@@ -120,26 +120,39 @@ def _background(attack: Callable[[threading.Event], Any]) -> Iterator[dict[str, 
 def _slowloris(host: str, port: int, count: int) -> Callable[[threading.Event], dict[str, Any]]:
     async def hold(stop: threading.Event) -> dict[str, Any]:
         writers: list[asyncio.StreamWriter] = []
+        closed = [0]
         refused = 0
+
+        async def watch(reader: asyncio.StreamReader) -> None:
+            with contextlib.suppress(OSError):
+                await reader.read()  # returns at end of file: the server closed the connection
+            closed[0] += 1
+
+        watchers = []
+        started = time.monotonic()
         for i in range(count):
             try:
-                _, writer = await asyncio.open_connection(host, port)
+                reader, writer = await asyncio.open_connection(host, port)
                 writer.write(b"POST / HTTP/1.1\r\nHost: x\r\n")
                 writers.append(writer)
+                watchers.append(asyncio.ensure_future(watch(reader)))
             except OSError:
                 refused += 1
             if i % 100 == 99:
                 await asyncio.sleep(0)
-        opened = len(writers)
         while not stop.is_set():
             await asyncio.sleep(1.0)
             for writer in writers:
                 with contextlib.suppress(Exception):
                     writer.write(b"X")  # one more header byte a second
-        still_open = sum(1 for w in writers if not w.is_closing() and not w.transport.is_closing())
+        held_s = time.monotonic() - started
+        closed_by_server = closed[0]
         for writer in writers:
             writer.close()
-        return {"slow_opened": opened, "slow_refused": refused, "slow_still_open_at_end": still_open}
+        for watcher in watchers:
+            watcher.cancel()
+        return {"slow_opened": len(writers), "slow_refused": refused, "slow_held_s": round(held_s, 1),
+                "slow_closed_by_server": closed_by_server}  # fmt: skip
 
     return lambda stop: asyncio.run(hold(stop))
 
@@ -233,7 +246,8 @@ def _siege_one(name: str, url: str, pid: int, chain_id: int, config: SiegeConfig
             extra = stack.enter_context(_background(attack)) if attack else {}
             time.sleep(0.5 if attack else 0)  # let the attack build up
             probe = stack.enter_context(_Probe(url, pid))
-            time.sleep(config.seconds)
+            # slow connections are held past the server's idle timeout (10 s), to see it cut them
+            time.sleep(max(config.seconds, 12.0) if label.startswith("slowloris") else config.seconds)
             stack.pop_all().close()
         phases[label] = probe.summary() | dict(extra)
         time.sleep(1.0)

@@ -43,7 +43,7 @@ CASES: list[tuple[str, Callable[[Setup], bytes], type[TransactionRejected]]] = [
     ("garbage", lambda s: b"\x02\xc3\x01\x02\x03", MalformedTransaction),
     ("oversize", lambda s: tx(s.vehicles[0], 0, s.registry, b"\x01" * MAX_TX_BYTES), OversizedTransaction),
     ("nonce too low", lambda s: tx(s.ta, 0, s.registry, calldata("admin")), admission.NonceTooLow),
-    ("nonce too high", lambda s: tx(s.ta, 7, s.registry, calldata("admin")), admission.NonceTooHigh),
+    ("nonce gap too wide", lambda s: tx(s.ta, 3 + 65, s.registry, calldata("admin")), admission.NonceTooHigh),
     ("outsider", lambda s: tx(s.vehicles[2], 0, s.registry, calldata("admin")), admission.SenderNotPermitted),
     ("gas above block limit", lambda s: tx(s.ta, 3, s.registry, gas=30_000_001), admission.GasLimitTooHigh),
     ("gas below intrinsic", lambda s: tx(s.ta, 3, s.registry, b"\x01" * 100, gas=21_000), admission.IntrinsicGasTooLow),
