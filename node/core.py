@@ -676,17 +676,30 @@ class Node:
         """Run ``fn`` on the state of the last durable block (:attr:`head`).
 
         Reads run on an engine of their own, so a long ``eth_call`` never holds the lock the
-        proposer executes under; one read runs at a time.
+        proposer executes under; one read runs at a time. revm holds the GIL while it runs,
+        so a read that took more than a millisecond keeps the read slot (not the GIL) as long
+        again: back-to-back heavy reads get at most half the interpreter, and the proposer,
+        admission and the writer the rest.
         """
         with self._read_lock:
-            with self._unread_lock:
-                head, unread, self._unread = self.head, self._unread, StateDiff()
-            if unread.accounts or unread.storage or unread.code:
-                self._reader.load(unread)
-            if self._reader_at != head.number:
-                self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
-                self._reader_at = head.number
-            return fn(self._reader)
+            started = time.perf_counter()
+            try:
+                return self._read(fn)
+            finally:
+                ran = time.perf_counter() - started
+                if ran > 0.001:
+                    time.sleep(ran)
+
+    def _read(self, fn: Callable[[RevmEngine], T]) -> T:
+        """``fn`` on the reader, brought up to the head first (read lock held)."""
+        with self._unread_lock:
+            head, unread, self._unread = self.head, self._unread, StateDiff()
+        if unread.accounts or unread.storage or unread.code:
+            self._reader.load(unread)
+        if self._reader_at != head.number:
+            self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
+            self._reader_at = head.number
+        return fn(self._reader)
 
     @property
     def mempool_size(self) -> int:
