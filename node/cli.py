@@ -96,6 +96,10 @@ def node_cmd(
     cors_origins: Annotated[
         str, typer.Option("--cors-origins", help="Browser origins allowed to call, comma-separated ('*': any).")
     ] = "",
+    history_blocks: Annotated[
+        int | None,
+        typer.Option("--history-blocks", min=1, help="Keep the state of only this many recent blocks (default: all)."),
+    ] = None,
 ) -> None:
     """Run a node: JSON-RPC over HTTP and WebSocket (one port), blocks in a SQLite file, structured JSON logs on stderr.
 
@@ -162,7 +166,7 @@ def node_cmd(
         )
     network = None
     try:
-        node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None)
+        node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None, history_blocks=history_blocks)
         if peers is not None:
             from node.network import NetworkConfig, NetworkNode
             from node.p2p.libp2p import Libp2pTransport, load_peers

@@ -77,6 +77,15 @@ class InvalidBlock(NodeError):
     """A block (proposed or synced) does not match its re-execution."""
 
 
+class StateNotKept(NodeError):
+    """A read asked for the state of a block older than the node keeps (``--history-blocks``)."""
+
+    def __init__(self, number: int, first: int, history_blocks: int | None) -> None:
+        kept = f"the last {history_blocks} blocks (--history-blocks)" if history_blocks is not None else "history"
+        super().__init__(f"the state of block {number} is not kept: this node keeps {kept} from block {first} on")
+        self.number, self.first = number, first
+
+
 class TimeOffsetOutOfRange(NodeError):
     """``evm_increaseTime`` would move the clock backwards or more than a century ahead."""
 
@@ -128,6 +137,8 @@ class Node:
         workers: processes for parallel signature recovery (0: decode inline).
         consensus: blocks come from QBFT among validators (:mod:`node.network` drives it);
             without it this node is the only validator and seals on its own.
+        history_blocks: keep the state of only this many blocks below the head for
+            historical reads (``None``: every block, an archive).
 
     Raises:
         DataDirectoryLocked: another node runs on ``data_dir``.
@@ -143,8 +154,10 @@ class Node:
         validator_key: bytes,
         workers: int | None = None,
         consensus: bool = False,
+        history_blocks: int | None = None,
     ) -> None:
         self._lock = DataDirectoryLock.acquire(data_dir)
+        self.history_blocks = history_blocks
         try:
             self._open(data_dir, genesis, validator_key, workers, consensus)
         except BaseException:
@@ -218,7 +231,7 @@ class Node:
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self.mine_hook: Callable[[], None] | None = None
         self.time_hook: Callable[[int], None] | None = None
-        self._store_writer = StoreWriter(self.store.path, self._lock)
+        self._store_writer = StoreWriter(self.store.path, self._lock, self.history_blocks)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = (  # the workers die with the node, even after a kill -9
             ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=lifeline_args()) if workers > 1 else None
@@ -681,25 +694,58 @@ class Node:
         again: back-to-back heavy reads get at most half the interpreter, and the proposer,
         admission and the writer the rest.
         """
+        return self.read_at(None, fn)
+
+    def read_at(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
+        """Run ``fn`` on the state of block ``number`` (``None`` or the head: :meth:`read`).
+
+        An older block's state is the head's with every account and slot written since put
+        back to its value then (from the store's history), and restored afterwards.
+
+        Raises:
+            StateNotKept: ``number`` is below the first block whose state is kept.
+        """
         with self._read_lock:
             started = time.perf_counter()
             try:
-                return self._read(fn)
+                return self._read(number, fn)
             finally:
                 ran = time.perf_counter() - started
                 if ran > 0.001:
                     time.sleep(ran)
 
-    def _read(self, fn: Callable[[RevmEngine], T]) -> T:
+    def _read(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
         """``fn`` on the reader, brought up to the head first (read lock held)."""
         with self._unread_lock:
             head, unread, self._unread = self.head, self._unread, StateDiff()
         if unread.accounts or unread.storage or unread.code:
             self._reader.load(unread)
-        if self._reader_at != head.number:
-            self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
-            self._reader_at = head.number
-        return fn(self._reader)
+        if number is None or number >= head.number:
+            if self._reader_at != head.number:
+                self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
+                self._reader_at = head.number
+            return fn(self._reader)
+        self.check_kept(number)
+        block = self.store.block_by_number(number)
+        assert block is not None  # below the head, at or above the history floor
+        then = self.store.state_at(number)
+        now = StateDiff(
+            accounts={a: self._reader.account(a) for a in then.accounts},
+            storage={(a, k): self._reader.storage(a, k) for a, k in then.storage},
+        )
+        self._reader.load(then)
+        self._reader.begin_block(number, block.header.timestamp, coinbase=block.header.proposer)
+        self._reader_at = -1
+        try:
+            return fn(self._reader)
+        finally:
+            self._reader.load(now)
+
+    def check_kept(self, number: int) -> None:
+        """Raises :class:`StateNotKept` if block ``number``'s state is no longer kept."""
+        first = self.store.history_from()
+        if number < first:
+            raise StateNotKept(number, first, self.history_blocks)
 
     @property
     def mempool_size(self) -> int:

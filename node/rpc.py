@@ -12,10 +12,11 @@ included. Quantities are strict as the execution-apis spec writes them
 (``^0x(0|[1-9a-f][0-9a-f]*)$``): no leading zeros, signs, spaces, underscores or
 non-ASCII digits. :mod:`node.server` serves the handler over HTTP and WebSocket.
 
-Only the head state is kept (no archive): state methods accept ``latest``,
-``pending``, ``safe``, ``finalized``, the head's number or hash (also as an EIP-1898
-object), and refuse older blocks. ``evm_*`` dev methods answer only when the handler
-was made with ``dev=True`` (``qkdchain node --dev``).
+State methods (balances, nonces, code, storage, ``eth_call``, ``eth_estimateGas``) read
+any kept block: ``latest``, ``pending``, ``safe``, ``finalized``, ``earliest``, a number,
+a hash or an EIP-1898 object; a block past the head is -32000 "header not found", one
+older than ``--history-blocks`` keeps is -32000 with ``StateNotKept``. ``evm_*`` dev
+methods answer only when the handler was made with ``dev=True`` (``qkdchain node --dev``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import rlp
 from eth_abi.abi import decode
@@ -33,13 +34,15 @@ from eth_utils.crypto import keccak
 
 from node.block import Block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
-from node.core import CLIENT_VERSION, Node, NodeStopped, TimeOffsetOutOfRange
-from node.engine.base import ExecutionReceipt
+from node.core import CLIENT_VERSION, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
+from node.engine.base import Account, ExecutionReceipt
+from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.filters import LOGS, NEW_HEADS, PENDING, Events, Filter, FilterError, LogQuery
 from node.store import StoredLog, StoredTransaction
 from node.txcodec import TransactionRejected
 
 log = logging.getLogger("qkdchain.rpc")
+T = TypeVar("T")
 
 MAX_BODY = 5 * 1024 * 1024  # as geth
 MAX_BATCH = 1000
@@ -293,12 +296,29 @@ class RpcHandler:
             raise RpcError(-32000, "header not found")
         return number
 
-    def _head_only(self, tag: Any) -> None:
+    def _state_block(self, tag: Any) -> int | None:
+        """The block whose state a read asks for: ``None`` for the head, else an older number.
+
+        Raises:
+            RpcError: -32000 for a block that does not exist (yet) or whose state is not kept.
+        """
         number = self._block_ref(tag)
-        if number is None:
+        head = self.node.head.number
+        if number is None or number > head:
             raise RpcError(-32000, "header not found")
-        if number != self.node.head.number:
-            raise RpcError(-32000, f"historical state is not available (block {number}); this node keeps the head")
+        if number == head:
+            return None
+        try:
+            self.node.check_kept(number)
+        except StateNotKept as exc:
+            raise RpcError(-32000, str(exc), {"error": "StateNotKept", "first": _q(exc.first)}) from exc
+        return number
+
+    def _read_at(self, at: int | None, fn: Callable[[RevmEngine], T]) -> T:
+        try:
+            return self.node.read_at(at, fn)
+        except StateNotKept as exc:  # pruned between the check and the read
+            raise RpcError(-32000, str(exc), {"error": "StateNotKept", "first": _q(exc.first)}) from exc
 
     # -- simple methods --
 
@@ -349,40 +369,44 @@ class RpcHandler:
 
     # -- state --
 
-    def _head_address(self, params: Any) -> str:
-        """``[address, block]`` params of a state read at the head."""
+    def _account(self, params: Any) -> tuple[str, Account]:
+        """``[address, block]``: the address and its account at that block."""
         address, tag = _params(params, 1, 2)
-        self._head_only(tag)
-        return _address(address)
+        who, at = _address(address), self._state_block(tag)
+        if at is None:
+            return who, self.node.read(lambda e: e.account(who))
+        return who, self.node.store.account_at(who, at)
 
     def rpc_eth_getBalance(self, params: Any) -> str:
-        who = self._head_address(params)
-        return _q(self.node.read(lambda e: e.balance(who)))
+        return _q(self._account(params)[1].balance)
 
     def rpc_eth_getTransactionCount(self, params: Any) -> str:
         address, tag = _params(params, 1, 2)
-        who = _address(address)
         if tag == "pending":
-            return _q(self.node.pending_nonce(who))
-        self._head_only(tag)
-        return _q(self.node.read(lambda e: e.nonce(who)))
+            return _q(self.node.pending_nonce(_address(address)))
+        return _q(self._account(params)[1].nonce)
 
     def rpc_eth_getCode(self, params: Any) -> str:
-        who = self._head_address(params)
-        return _h(self.node.read(lambda e: e.code(who)))
+        _, account = self._account(params)
+        if account.code_hash == EMPTY_CODE_HASH:
+            return "0x"
+        return _h(self.node.store.code(account.code_hash))
 
     def rpc_eth_getStorageAt(self, params: Any) -> str:
         address, slot, tag = _params(params, 2, 3)
-        self._head_only(tag)
+        at = self._state_block(tag)
         if not isinstance(slot, str) or _SLOT.fullmatch(slot) is None:
             raise _invalid("slot must be 0x and 1 to 64 hex digits")
         who, index = _address(address), int(slot, 16)
         if index >= 2**256:
             raise _invalid("slot out of range")
-        value = self.node.read(lambda e: e.storage(who, index))
+        if at is None:
+            value = self.node.read(lambda e: e.storage(who, index))
+        else:
+            value = self.node.store.storage_at(who, index, at)
         return _h(value.to_bytes(32, "big"))
 
-    def _simulate(self, call: Any, gas: int | None = None) -> ExecutionReceipt:
+    def _simulate(self, call: Any, at: int | None, gas: int | None = None) -> ExecutionReceipt:
         if not isinstance(call, dict):
             raise _invalid("the call must be an object")
         sender = _address(call["from"], "from") if call.get("from") else "0x" + "00" * 20
@@ -392,14 +416,13 @@ class RpcHandler:
         value = _quantity(call["value"], "value") if call.get("value") is not None else 0
         cap = self.node.genesis.block_gas_limit
         limit = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None and gas is None else (gas or cap)
-        return self.node.read(lambda e: e.simulate(sender, to, data, value, limit))
+        return self._read_at(at, lambda e: e.simulate(sender, to, data, value, limit))
 
     def rpc_eth_call(self, params: Any) -> str:
         call, tag, overrides, block_overrides = _params(params, 1, 4)
         _no_overrides(overrides)
         _no_overrides(block_overrides)
-        self._head_only(tag)
-        result = self._simulate(call)
+        result = self._simulate(call, self._state_block(tag))
         if not result.status:
             raise _reverted(result.output)
         return _h(result.output)
@@ -407,17 +430,17 @@ class RpcHandler:
     def rpc_eth_estimateGas(self, params: Any) -> str:
         call, tag, overrides = _params(params, 1, 3)
         _no_overrides(overrides)
-        self._head_only(tag)
-        first = self._simulate(call, self.node.genesis.block_gas_limit)
+        at = self._state_block(tag)
+        first = self._simulate(call, at, self.node.genesis.block_gas_limit)
         if not first.status:
             raise _reverted(first.output)
         # gas_used can be below what the call needs to run (refunds, the 63/64 rule): search up
         low, high = first.gas_used, self.node.genesis.block_gas_limit
-        if self._simulate(call, low).status:
+        if self._simulate(call, at, low).status:
             return _q(low)
         while high - low > 1_000:
             middle = (low + high) // 2
-            if self._simulate(call, middle).status:
+            if self._simulate(call, at, middle).status:
                 high = middle
             else:
                 low = middle

@@ -29,6 +29,12 @@ Damage is refused, never served (:class:`StoreDamaged`, with a recovery hint):
   row anyway, re-folds it and refuses a mismatch (:class:`StateDigestMismatch`). Code
   rows are their own check (keyed by their keccak) and must exist for every account
   that names them.
+- **History.** Each block's state writes are also kept per block (``account_history``,
+  ``storage_history``), so any account, balance, nonce, code or storage slot can be read
+  at any kept block: the value at block N is the last one written at or before N.
+  ``meta.history_from`` is the first block whose state can be read; with a history limit
+  (``history_blocks``) rows that a later row at or before the cut-off supersedes are
+  deleted every :data:`PRUNE_EVERY` blocks, and ``history_from`` moves up.
 - **An unreadable file** (SQLite's ``NOTADB``/``CORRUPT``) is :class:`DatabaseCorrupt`
   on any read or write, and a stored header whose hash differs from its own is too.
 """
@@ -87,6 +93,12 @@ CREATE TABLE IF NOT EXISTS accounts (address TEXT PRIMARY KEY, nonce INTEGER NOT
 CREATE TABLE IF NOT EXISTS storage (address TEXT NOT NULL, slot BLOB NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (address, slot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS code (hash BLOB PRIMARY KEY, code BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS account_history (address TEXT NOT NULL, block INTEGER NOT NULL, nonce INTEGER NOT NULL,
+    balance BLOB NOT NULL, code_hash BLOB NOT NULL, PRIMARY KEY (address, block)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS account_history_block ON account_history (block);
+CREATE TABLE IF NOT EXISTS storage_history (address TEXT NOT NULL, slot BLOB NOT NULL, block INTEGER NOT NULL,
+    value BLOB NOT NULL, PRIMARY KEY (address, slot, block)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS storage_history_block ON storage_history (block);
 """
 
 _BLOCK_COLUMNS = (
@@ -100,6 +112,7 @@ EMPTY_CODE_HASH = keccak(b"")
 NO_BLOCK = bytes(32)  # the hash in a head mark written before any block was acknowledged
 MARK_SYNC_S = 1.0  # the store process syncs the head mark when idle, and at least this often
 _CHUNK = 512  # keys per ``IN (...)`` query (SQLite allows 32,766 parameters)
+PRUNE_EVERY = 128  # with a history limit, superseded history rows are deleted every this many blocks
 
 
 class StoreError(NodeError):
@@ -357,6 +370,8 @@ class Store:
                 if "seals" not in columns:
                     raise StoreError(f"{path} was written by an older qkdchain (no commit seals); use a new data dir")
                 self._check_head(db)
+                if db.execute("SELECT 1 FROM meta WHERE key = 'history_from'").fetchone() is None:
+                    _start_history(db)
         except sqlite3.Error as exc:
             self.close()
             raise _sqlite_failure(path, exc) from exc
@@ -429,12 +444,19 @@ class Store:
 
     @_named_failures
     def append(
-        self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff, sync_mark: bool = True
+        self,
+        block: Block,
+        receipts: list[SealedReceipt],
+        raws: list[bytes],
+        diff: StateDiff,
+        sync_mark: bool = True,
+        history_blocks: int | None = None,
     ) -> None:
         """Write ``block`` with its transactions, receipts, logs and state writes, durably, then mark it.
 
         ``sync_mark``: also ``fdatasync`` the mark now; the store process passes false and
-        calls :meth:`sync_mark` off the acknowledgement path.
+        calls :meth:`sync_mark` off the acknowledgement path. ``history_blocks``: keep the
+        state of only that many blocks below the head (``None``: every block).
 
         Raises:
             StoreError: the write failed (nothing of the block is stored), or the mark could
@@ -474,6 +496,16 @@ class Store:
                 db.executemany("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?)", accounts)
                 db.executemany("INSERT OR REPLACE INTO storage VALUES (?,?,?)", storage)
                 db.executemany("INSERT OR IGNORE INTO code VALUES (?,?)", list(diff.code.items()))
+                db.executemany(
+                    "INSERT OR REPLACE INTO account_history VALUES (?,?,?,?,?)",
+                    [(a, h.number, nonce, balance, code_hash) for a, nonce, balance, code_hash in accounts],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO storage_history VALUES (?,?,?,?)",
+                    [(a, slot, h.number, value) for a, slot, value in storage],
+                )
+                if history_blocks is not None and h.number % PRUNE_EVERY == 0:
+                    _prune_history(db, h.number - history_blocks)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('state_digest', ?)", (json.dumps(f"{digest:016x}"),))
                 db.execute("COMMIT")
             except BaseException:
@@ -570,6 +602,67 @@ class Store:
             )
         return diff
 
+    # -- history --
+
+    @_named_failures
+    def history_from(self) -> int:
+        """The first block whose state can still be read."""
+        value = self.get_meta("history_from")
+        return int(value) if isinstance(value, int) else 0
+
+    @_named_failures
+    def account_at(self, address: str, number: int) -> Account:
+        """``address`` as it was after block ``number`` (an empty account if never written)."""
+        row = (
+            self._db()
+            .execute(
+                "SELECT nonce, balance, code_hash FROM account_history WHERE address = ? AND block <= ?"
+                " ORDER BY block DESC LIMIT 1",
+                (address, number),
+            )
+            .fetchone()
+        )
+        return Account(row[0], int.from_bytes(row[1], "big"), bytes(row[2])) if row else Account(0, 0, EMPTY_CODE_HASH)
+
+    @_named_failures
+    def storage_at(self, address: str, slot: int, number: int) -> int:
+        row = (
+            self._db()
+            .execute(
+                "SELECT value FROM storage_history WHERE address = ? AND slot = ? AND block <= ?"
+                " ORDER BY block DESC LIMIT 1",
+                (address, _word(slot), number),
+            )
+            .fetchone()
+        )
+        return int.from_bytes(row[0], "big") if row else 0
+
+    @_named_failures
+    def code(self, code_hash: bytes) -> bytes:
+        row = self._db().execute("SELECT code FROM code WHERE hash = ?", (code_hash,)).fetchone()
+        return bytes(row[0]) if row else b""
+
+    @_named_failures
+    def state_at(self, number: int) -> StateDiff:
+        """What every account and slot written after block ``number`` held after it: applied over
+        the current state, it gives the state of block ``number`` (read from one snapshot)."""
+        db = self._db()
+        then = StateDiff()
+        db.execute("BEGIN")
+        try:
+            for (address,) in db.execute("SELECT DISTINCT address FROM account_history WHERE block > ?", (number,)):
+                then.accounts[address] = self.account_at(address, number)
+            rows = db.execute("SELECT DISTINCT address, slot FROM storage_history WHERE block > ?", (number,))
+            for address, slot in rows.fetchall():
+                key = int.from_bytes(slot, "big")
+                then.storage[(address, key)] = self.storage_at(address, key, number)
+            for account in then.accounts.values():
+                if account.code_hash != EMPTY_CODE_HASH and account.code_hash not in then.code:
+                    then.code[account.code_hash] = self.code(account.code_hash)
+        finally:
+            db.execute("COMMIT")
+        return then
+
     # -- reads --
 
     @_named_failures
@@ -662,6 +755,43 @@ def _fold(db: sqlite3.Connection) -> int:
     return total % MODULUS
 
 
+def _start_history(db: sqlite3.Connection) -> None:
+    """A new store keeps history from block 0; one written before history was kept starts it
+    at its head, from the current state."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if db.execute("SELECT 1 FROM meta WHERE key = 'history_from'").fetchone() is None:  # the other process won
+            top = db.execute("SELECT MAX(number) FROM blocks").fetchone()[0]
+            if top is not None:
+                db.execute("INSERT OR IGNORE INTO account_history SELECT address, ?, nonce, balance, code_hash"
+                           " FROM accounts", (top,))  # fmt: skip
+                db.execute("INSERT OR IGNORE INTO storage_history SELECT address, slot, ?, value FROM storage", (top,))
+            db.execute("INSERT INTO meta VALUES ('history_from', ?)", (json.dumps(top or 0),))
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _prune_history(db: sqlite3.Connection, cutoff: int) -> None:
+    """Delete the history rows no read at or after block ``cutoff`` needs (inside the block's transaction)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'history_from'").fetchone()
+    if cutoff <= (int(json.loads(row[0])) if row else 0):
+        return
+    db.execute(
+        "DELETE FROM account_history WHERE block < ?1 AND EXISTS (SELECT 1 FROM account_history AS later"
+        " WHERE later.address = account_history.address AND later.block > account_history.block AND later.block <= ?1)",
+        (cutoff,),
+    )
+    db.execute(
+        "DELETE FROM storage_history WHERE block < ?1 AND EXISTS (SELECT 1 FROM storage_history AS later"
+        " WHERE later.address = storage_history.address AND later.slot = storage_history.slot"
+        " AND later.block > storage_history.block AND later.block <= ?1)",
+        (cutoff,),
+    )
+    db.execute("INSERT OR REPLACE INTO meta VALUES ('history_from', ?)", (json.dumps(cutoff),))
+
+
 def _log_rows(number: int, receipts: list[SealedReceipt]) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for r in receipts:
@@ -685,7 +815,7 @@ class StoreWriter:
     block is still being committed.
     """
 
-    def __init__(self, path: Path, lock: DataDirectoryLock | None = None) -> None:
+    def __init__(self, path: Path, lock: DataDirectoryLock | None = None, history_blocks: int | None = None) -> None:
         parent_read, child_write = os.pipe()
         child_read, parent_write = os.pipe()
         lock_fd = lock.fileno() if lock is not None else -1
@@ -693,7 +823,7 @@ class StoreWriter:
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "node.store", str(path), str(child_read), str(child_write), str(parent_pid),
-                 str(int(kernel_signal)), str(lock_fd)],
+                 str(int(kernel_signal)), str(lock_fd), str(-1 if history_blocks is None else history_blocks)],
                 pass_fds=(child_read, child_write) + ((lock_fd,) if lock_fd >= 0 else ()),
             )  # fmt: skip
         finally:
@@ -733,7 +863,7 @@ class StoreWriter:
         self._recv.close()
 
 
-def _serve_writes(path: Path, requests: Connection, replies: Connection) -> None:
+def _serve_writes(path: Path, requests: Connection, replies: Connection, history_blocks: int | None = None) -> None:
     try:
         store = Store(path)
     except NodeError as exc:  # the node checked the same files a moment ago; say why in one line
@@ -756,7 +886,7 @@ def _serve_writes(path: Path, requests: Connection, replies: Connection) -> None
             return
         try:
             block, receipts, raws, diff = item
-            store.append(block, receipts, raws, diff, sync_mark=False)
+            store.append(block, receipts, raws, diff, sync_mark=False, history_blocks=history_blocks)
         except Exception as exc:  # report, keep serving: the node decides to stop
             reply: str | None = f"{type(exc).__name__}: {exc}"
         else:
@@ -770,5 +900,8 @@ def _serve_writes(path: Path, requests: Connection, replies: Connection) -> None
 if __name__ == "__main__":
     lifeline.die_with_parent(int(sys.argv[4]), sys.argv[5] == "1")
     _serve_writes(
-        Path(sys.argv[1]), Connection(int(sys.argv[2]), writable=False), Connection(int(sys.argv[3]), readable=False)
+        Path(sys.argv[1]),
+        Connection(int(sys.argv[2]), writable=False),
+        Connection(int(sys.argv[3]), readable=False),
+        int(sys.argv[7]) if len(sys.argv) > 7 and int(sys.argv[7]) >= 0 else None,
     )

@@ -46,31 +46,13 @@ TOOLS = ("ethers", "viem", "cast")
 KNOWN_GAPS: dict[str, dict[str, str]] = {
     "ethers": {
         "send EIP-2930 transfer (type 1)": "#13 type-1 transactions",
-        "mined revert: custom error replayed at its parent block": "#13 historical state",
-        "getBalance at an older block": "#13 historical state",
-        "getBalance at a block hash": "#13 historical state",
-        "getTransactionCount at an older block": "#13 historical state",
-        "contract read at an older block": "#13 historical state",
-        "getCode before the deployment block": "#13 historical state",
     },
     "viem": {
         "sendTransaction EIP-2930": "#13 type-1 transactions",
-        "mined revert: custom error replayed at its parent block": "#13 historical state",
-        "getBalance at an older block": "#13 historical state",
-        "getTransactionCount at an older block": "#13 historical state",
-        "readContract at an older block": "#13 historical state",
-        "getCode before the deployment block": "#13 historical state",
         "call with state overrides (balance, code)": "#13 state overrides (refused with -32602 today)",
     },
     "cast": {
         "access-list": "#13 eth_createAccessList",
-        "balance --block <hash>": "#13 historical state",
-        "balance --block N (older block)": "#13 historical state",
-        "call --block N (older block)": "#13 historical state",
-        "code --block before deployment": "#13 historical state",
-        "nonce --block N (older block)": "#13 historical state",
-        "run <mined revert>": "#13 historical state",
-        "run <registry tx>": "#13 historical state",
     },
 }
 # any key but the well-known dev validator key, so the node does not warn about it
