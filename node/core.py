@@ -109,6 +109,20 @@ class Pending:
 BlockListener = Callable[[Block, list[SealedReceipt]], None]
 
 
+@dataclass(frozen=True)
+class AccountOverride:
+    """What ``eth_call``'s state override sets on one account for one call (``None``: keep).
+
+    ``state`` replaces the whole storage, ``state_diff`` only the slots it names.
+    """
+
+    balance: int | None = None
+    nonce: int | None = None
+    code: bytes | None = None
+    state: dict[int, int] | None = None
+    state_diff: dict[int, int] | None = None
+
+
 def _decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | TransactionRejected]:
     out: list[Transaction | TransactionRejected] = []
     for raw in raws:
@@ -117,6 +131,38 @@ def _decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | Transa
         except TransactionRejected as exc:
             out.append(exc)
     return out
+
+
+def _overridden(
+    engine: RevmEngine, store: Store, overrides: dict[str, AccountOverride], fn: Callable[[RevmEngine], T]
+) -> T:
+    """``fn`` on ``engine`` with ``overrides`` loaded, everything they changed restored after."""
+    changes = StateDiff()
+    for address, wanted in overrides.items():
+        was = engine.account(address)
+        code_hash = was.code_hash
+        if wanted.code is not None:
+            code_hash = keccak(wanted.code) if wanted.code else EMPTY_CODE_HASH
+            changes.code[code_hash] = wanted.code
+        changes.accounts[address] = Account(
+            was.nonce if wanted.nonce is None else wanted.nonce,
+            was.balance if wanted.balance is None else wanted.balance,
+            code_hash,
+        )
+        if wanted.state is not None:  # every slot the account may hold goes to zero first
+            for slot in store.slots_of(address):
+                changes.storage[(address, slot)] = 0
+        for slot, value in {**(wanted.state or {}), **(wanted.state_diff or {})}.items():
+            changes.storage[(address, slot)] = value
+    before = StateDiff(
+        accounts={a: engine.account(a) for a in changes.accounts},
+        storage={(a, k): engine.storage(a, k) for a, k in changes.storage},
+    )
+    engine.load(changes)
+    try:
+        return fn(engine)
+    finally:
+        engine.load(before)
 
 
 def address_of(key: PrivateKey) -> str:
@@ -696,11 +742,15 @@ class Node:
         """
         return self.read_at(None, fn)
 
-    def read_at(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
-        """Run ``fn`` on the state of block ``number`` (``None`` or the head: :meth:`read`).
+    def read_at(
+        self, number: int | None, fn: Callable[[RevmEngine], T], overrides: dict[str, AccountOverride] | None = None
+    ) -> T:
+        """Run ``fn`` on the state of block ``number`` (``None`` or the head: :meth:`read`),
+        with ``overrides`` (``eth_call``'s state override) set for the call only.
 
         An older block's state is the head's with every account and slot written since put
-        back to its value then (from the store's history), and restored afterwards.
+        back to its value then (from the store's history); both that and the overrides are
+        taken back afterwards.
 
         Raises:
             StateNotKept: ``number`` is below the first block whose state is kept.
@@ -708,7 +758,9 @@ class Node:
         with self._read_lock:
             started = time.perf_counter()
             try:
-                return self._read(number, fn)
+                if not overrides:
+                    return self._read(number, fn)
+                return self._read(number, lambda engine: _overridden(engine, self.store, overrides, fn))
             finally:
                 ran = time.perf_counter() - started
                 if ran > 0.001:

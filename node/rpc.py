@@ -34,7 +34,7 @@ from eth_utils.crypto import keccak
 
 from node.block import Block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
-from node.core import CLIENT_VERSION, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
+from node.core import CLIENT_VERSION, AccountOverride, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
 from node.engine.base import Account, ExecutionReceipt
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.filters import LOGS, NEW_HEADS, PENDING, Events, Filter, FilterError, LogQuery
@@ -314,9 +314,11 @@ class RpcHandler:
             raise RpcError(-32000, str(exc), {"error": "StateNotKept", "first": _q(exc.first)}) from exc
         return number
 
-    def _read_at(self, at: int | None, fn: Callable[[RevmEngine], T]) -> T:
+    def _read_at(
+        self, at: int | None, fn: Callable[[RevmEngine], T], overrides: dict[str, AccountOverride] | None = None
+    ) -> T:
         try:
-            return self.node.read_at(at, fn)
+            return self.node.read_at(at, fn, overrides)
         except StateNotKept as exc:  # pruned between the check and the read
             raise RpcError(-32000, str(exc), {"error": "StateNotKept", "first": _q(exc.first)}) from exc
 
@@ -406,7 +408,9 @@ class RpcHandler:
             value = self.node.store.storage_at(who, index, at)
         return _h(value.to_bytes(32, "big"))
 
-    def _simulate(self, call: Any, at: int | None, gas: int | None = None) -> ExecutionReceipt:
+    def _simulate(
+        self, call: Any, at: int | None, gas: int | None = None, overrides: dict[str, AccountOverride] | None = None
+    ) -> ExecutionReceipt:
         if not isinstance(call, dict):
             raise _invalid("the call must be an object")
         sender = _address(call["from"], "from") if call.get("from") else "0x" + "00" * 20
@@ -416,31 +420,29 @@ class RpcHandler:
         value = _quantity(call["value"], "value") if call.get("value") is not None else 0
         cap = self.node.genesis.block_gas_limit
         limit = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None and gas is None else (gas or cap)
-        return self._read_at(at, lambda e: e.simulate(sender, to, data, value, limit))
+        return self._read_at(at, lambda e: e.simulate(sender, to, data, value, limit), overrides)
 
     def rpc_eth_call(self, params: Any) -> str:
         call, tag, overrides, block_overrides = _params(params, 1, 4)
-        _no_overrides(overrides)
         _no_overrides(block_overrides)
-        result = self._simulate(call, self._state_block(tag))
+        result = self._simulate(call, self._state_block(tag), overrides=_state_overrides(overrides))
         if not result.status:
             raise _reverted(result.output)
         return _h(result.output)
 
     def rpc_eth_estimateGas(self, params: Any) -> str:
-        call, tag, overrides = _params(params, 1, 3)
-        _no_overrides(overrides)
-        at = self._state_block(tag)
-        first = self._simulate(call, at, self.node.genesis.block_gas_limit)
+        call, tag, state = _params(params, 1, 3)
+        at, overrides = self._state_block(tag), _state_overrides(state)
+        first = self._simulate(call, at, self.node.genesis.block_gas_limit, overrides)
         if not first.status:
             raise _reverted(first.output)
         # gas_used can be below what the call needs to run (refunds, the 63/64 rule): search up
         low, high = first.gas_used, self.node.genesis.block_gas_limit
-        if self._simulate(call, at, low).status:
+        if self._simulate(call, at, low, overrides).status:
             return _q(low)
         while high - low > 1_000:
             middle = (low + high) // 2
-            if self._simulate(call, at, middle).status:
+            if self._simulate(call, at, middle, overrides).status:
                 high = middle
             else:
                 low = middle
@@ -730,7 +732,49 @@ def _flag(value: Any) -> bool:
 
 def _no_overrides(overrides: Any) -> None:
     if overrides is not None and overrides != {}:
-        raise _invalid("state and block overrides are not supported by this node")
+        raise _invalid("block overrides are not supported by this node")
+
+
+MAX_OVERRIDDEN_SLOTS = 10_000
+
+
+def _state_overrides(value: Any) -> dict[str, AccountOverride] | None:
+    """geth's state override object: per address ``balance``, ``nonce``, ``code``, and ``state``
+    (the whole storage) or ``stateDiff`` (some slots)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 1_000:
+        raise _invalid("the state override is an object of at most 1000 addresses")
+    found: dict[str, AccountOverride] = {}
+    slots = 0
+    for address, fields in value.items():
+        if not isinstance(fields, dict) or set(fields) - {"balance", "nonce", "code", "state", "stateDiff"}:
+            unknown = sorted(set(fields) - {"balance", "nonce", "code", "state", "stateDiff"}) if isinstance(
+                fields, dict) else fields  # fmt: skip
+            raise _invalid(f"state override of {str(address)[:42]}: unsupported fields {unknown}")
+        if "state" in fields and "stateDiff" in fields:
+            raise _invalid(f"state override of {str(address)[:42]}: state and stateDiff together")
+        storage: dict[str, dict[int, int] | None] = {}
+        for name in ("state", "stateDiff"):
+            given = fields.get(name)
+            if given is None:
+                continue
+            if not isinstance(given, dict):
+                raise _invalid(f"{name} must be an object of slot: value")
+            slots += len(given)
+            if slots > MAX_OVERRIDDEN_SLOTS:
+                raise _invalid(f"at most {MAX_OVERRIDDEN_SLOTS} overridden slots")
+            storage[name] = {int.from_bytes(_hash(k, "slot"), "big"): int.from_bytes(_hash(v, "slot value"), "big")
+                             for k, v in given.items()}  # fmt: skip
+        nonce = fields.get("nonce")
+        found[_address(address)] = AccountOverride(
+            balance=_quantity(fields["balance"], "balance") if fields.get("balance") is not None else None,
+            nonce=_quantity(nonce, "nonce") if nonce is not None else None,
+            code=_hex_bytes(fields["code"], "code") if fields.get("code") is not None else None,
+            state=storage.get("state"),
+            state_diff=storage.get("stateDiff"),
+        )
+    return found
 
 
 def _filter_id(value: Any) -> str:

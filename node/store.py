@@ -638,6 +638,15 @@ class Store:
         return int.from_bytes(row[0], "big") if row else 0
 
     @_named_failures
+    def slots_of(self, address: str) -> set[int]:
+        """Every storage slot ``address`` holds or ever held."""
+        rows = self._db().execute(
+            "SELECT slot FROM storage WHERE address = ?1 UNION SELECT slot FROM storage_history WHERE address = ?1",
+            (address,),
+        )
+        return {int.from_bytes(slot, "big") for (slot,) in rows}
+
+    @_named_failures
     def code(self, code_hash: bytes) -> bytes:
         row = self._db().execute("SELECT code FROM code WHERE hash = ?", (code_hash,)).fetchone()
         return bytes(row[0]) if row else b""

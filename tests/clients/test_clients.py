@@ -49,7 +49,6 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     },
     "viem": {
         "sendTransaction EIP-2930": "#13 type-1 transactions",
-        "call with state overrides (balance, code)": "#13 state overrides (refused with -32602 today)",
     },
     "cast": {
         "access-list": "#13 eth_createAccessList",

@@ -92,3 +92,28 @@ def test_a_limited_history_refuses_what_it_pruned(chain: tuple[Node, RpcServer, 
     error = requests.post(server.url, json=body, timeout=30).json()["error"]
     assert error["code"] == -32000 and error["data"] == {"error": "StateNotKept", "first": hex(first)}
     assert "--history-blocks" in error["message"]
+
+
+def test_eth_call_state_overrides_hold_for_the_call_only(chain: tuple[Node, RpcServer, list[bytes]]) -> None:
+    node, server, (ta, *_) = chain
+    registry = str(node.genesis.registry)
+    node.wait(node.submit(tx(ta, 0, None, load_artifact().bytecode, gas=2_000_000)))
+    somewhere = "0x" + "ab" * 20
+    slot0 = "0x" + "00" * 32
+    sload0 = "0x600054600052602060" + "00f3"  # return storage slot 0
+    own_balance = "0x4760005260206000f3"  # return SELFBALANCE
+    word = "0x" + "00" * 31 + "42"
+    overrides = {somewhere: {"code": sload0, "stateDiff": {slot0: word}}}
+    assert rpc(server, "eth_call", {"to": somewhere}, "latest", overrides) == word
+    rich = {somewhere: {"code": own_balance, "balance": hex(10**30)}}
+    assert int(rpc(server, "eth_call", {"to": somewhere}, "latest", rich), 16) == 10**30
+    admin = {"to": registry, "data": "0x" + calldata("admin").hex()}
+    assert int(rpc(server, "eth_call", admin, "latest"), 16) == int(address_of(ta), 16)
+    assert int(rpc(server, "eth_call", admin, "latest", {registry: {"state": {}}}), 16) == 0  # storage wiped
+    assert int(rpc(server, "eth_call", admin, "0x0", {registry: {"code": sload0}}), 16) == 0  # at genesis too
+    assert rpc(server, "eth_getCode", somewhere, "latest") == "0x"  # nothing stayed
+    assert rpc(server, "eth_getBalance", somewhere, "latest") == "0x0"
+    assert int(rpc(server, "eth_call", admin, "latest"), 16) == int(address_of(ta), 16)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call",
+            "params": [admin, "latest", {registry: {"state": {}, "stateDiff": {}}}]}  # fmt: skip
+    assert requests.post(server.url, json=body, timeout=30).json()["error"]["code"] == -32602
