@@ -32,14 +32,16 @@ import rlp
 from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
+from node.admission import intrinsic_gas
 from node.block import Block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
 from node.core import CLIENT_VERSION, AccountOverride, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
-from node.engine.base import Account, ExecutionReceipt
+from node.engine.base import Account, ExecutionReceipt, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.filters import LOGS, NEW_HEADS, PENDING, Events, Filter, FilterError, LogQuery
 from node.store import StoredLog, StoredTransaction
-from node.txcodec import TransactionRejected
+from node.tracing import TraceTooLarge, call_frames, eip3155, struct_logs
+from node.txcodec import TransactionRejected, decode_transaction
 
 log = logging.getLogger("qkdchain.rpc")
 T = TypeVar("T")
@@ -448,6 +450,82 @@ class RpcHandler:
                 low = middle
         return _q(high)
 
+    # -- tracing --
+
+    def rpc_debug_traceTransaction(self, params: Any) -> dict[str, Any]:
+        tx_hash, options = _params(params, 1, 2)
+        tracer = _tracer(options)
+        stored = self.node.store.transaction(_hash(tx_hash))
+        if stored is None:
+            raise RpcError(-32000, "transaction not found")
+        block = self.node.store.block_by_number(stored.block_number)
+        assert block is not None
+        raws = self.node.store.raws_of(stored.block_number)[: stored.index + 1]
+        txs = [decode_transaction(raw, self.node.chain_id) for raw in raws]
+
+        def replay(engine: RevmEngine) -> tuple[ExecutionReceipt, list[dict[str, Any]]]:
+            """The block's transactions before this one, then this one traced, on the parent state."""
+            engine.begin_block(block.number, block.header.timestamp, coinbase=block.header.proposer)
+            try:
+                for earlier in txs[:-1]:
+                    engine.execute(earlier)
+                with eip3155(engine.evm) as steps:
+                    traced = engine.execute(txs[-1])
+            finally:
+                engine.end_block()
+            return traced, steps
+
+        result, steps = self._traced(block.number - 1, replay)
+        tx = txs[-1]
+        return self._shaped(tracer, steps, result, tx.sender, tx.to, tx.value, tx.gas, tx.data)
+
+    def rpc_debug_traceCall(self, params: Any) -> dict[str, Any]:
+        call, tag, options = _params(params, 1, 3)
+        tracer = _tracer(options)
+        if not isinstance(call, dict):
+            raise _invalid("the call must be an object")
+        at = self._state_block(tag)
+        sender = _address(call["from"], "from") if call.get("from") else "0x" + "00" * 20
+        to = _address(call["to"], "to") if call.get("to") else None
+        data_field = call.get("input", call.get("data"))
+        data = _hex_bytes(data_field, "data") if data_field is not None else b""
+        value = _quantity(call["value"], "value") if call.get("value") is not None else 0
+        cap = self.node.genesis.block_gas_limit
+        gas = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None else cap
+
+        def run(engine: RevmEngine) -> tuple[ExecutionReceipt, list[dict[str, Any]]]:
+            with eip3155(engine.evm) as steps:
+                result = engine.simulate(sender, to, data, value, gas)
+            return result, steps
+
+        result, steps = self._traced(at, run)
+        return self._shaped(tracer, steps, result, sender, to, value, gas, data)
+
+    def _traced(
+        self, at: int | None, fn: Callable[[RevmEngine], tuple[ExecutionReceipt, list[dict[str, Any]]]]
+    ) -> tuple[ExecutionReceipt, list[dict[str, Any]]]:
+        try:
+            return self._read_at(at, fn)
+        except TraceTooLarge as exc:
+            raise RpcError(-32000, f"trace too large: {exc}") from exc
+
+    def _shaped(self, tracer: str | None, steps: list[dict[str, Any]], result: ExecutionReceipt, sender: str,
+                to: str | None, value: int, gas: int, data: bytes) -> dict[str, Any]:  # fmt: skip
+        if tracer == "callTracer":
+            intrinsic = intrinsic_gas(Transaction(sender=sender, nonce=0, to=to, data=data, gas=gas, value=value))
+            return call_frames(steps, result, sender, to, value, gas - intrinsic, data)
+        try:
+            return struct_logs(steps, result)
+        except TraceTooLarge as exc:
+            raise RpcError(-32000, f"trace too large: {exc}") from exc
+
+    def rpc_eth_getProof(self, params: Any) -> None:
+        raise RpcError(
+            -32601,
+            "eth_getProof is not available: this chain's stateRoot commits to each block's write set, not to a"
+            " Merkle-Patricia trie of the whole state, so there is no account or storage proof to give",
+        )
+
     # -- transactions --
 
     def rpc_eth_sendRawTransaction(self, params: Any) -> str:
@@ -722,6 +800,18 @@ class RpcHandler:
         _params(params, 0, 1)
         self.node.mine()
         return "0x0"
+
+
+def _tracer(options: Any) -> str | None:
+    """The tracer asked for: geth's default struct logger (``None``) or ``callTracer``."""
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise _invalid("trace options must be an object")
+    tracer = options.get("tracer")
+    if tracer not in (None, "callTracer"):
+        raise _invalid(f"tracer {str(tracer)[:40]!r} is not supported (the default struct logger and callTracer are)")
+    return str(tracer) if tracer else None
 
 
 def _flag(value: Any) -> bool:

@@ -44,7 +44,14 @@ class AnvilProcess:
         ChainUnavailable: anvil is missing, exited, or did not answer in time.
     """
 
-    def __init__(self, port: int | None = None, chain_id: int = 31337, startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        chain_id: int = 31337,
+        startup_timeout_s: float = 30.0,
+        steps_tracing: bool = False,
+    ) -> None:
+        self.steps_tracing = steps_tracing  # --steps-tracing: debug_trace* return every step
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.chain_id = chain_id
@@ -63,6 +70,7 @@ class AnvilProcess:
                 "--chain-id",
                 str(self.chain_id),
                 "--silent",
+                *(["--steps-tracing"] if self.steps_tracing else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
