@@ -959,8 +959,7 @@ def _receipt_json(stored: StoredTransaction) -> dict[str, Any]:
         log_json(StoredLog(stored.block_number, stored.block_hash, i, stored.tx_hash, stored.index, entry))
         for i, entry in stored.logs
     ]
-    revert = {"revertReason": _h(stored.output)} if stored.status == 0 else {}  # as Besu reports it
-    return revert | {
+    return {
         "transactionHash": _h(stored.tx_hash),
         "transactionIndex": _q(stored.index),
         "blockHash": _h(stored.block_hash),

@@ -9,6 +9,7 @@ same code drives eth-tester, our node over JSON-RPC, anvil or Besu.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from contracts import Artifact, load_artifact
 from node.client.revert import RevertDecoder, revert_data_from
@@ -304,10 +305,18 @@ class KeyRegistry:
 
     def _explain_failure(self, sender: str, tx: dict[str, Any], receipt: TxReceipt) -> ContractRevert:
         tx_hash = HexBytes(receipt["transactionHash"]).to_0x_hex()
-        if receipt.get("revertReason") is not None:  # type: ignore[misc]  # Besu and our node include it
+        if receipt.get("revertReason") is not None:  # type: ignore[misc]  # Besu includes it
             return self._decoder.decode(bytes(HexBytes(receipt["revertReason"])), tx_hash)  # type: ignore[typeddict-item]
-        # Ethereum receipts carry no revert data; replay the call on the parent state.
-        # Exact when the failed transaction was alone in its block.
+        # Ethereum receipts carry no revert data. A node with debug tracing (ours, anvil, geth)
+        # gives the exact output of the mined transaction; otherwise replay the call on the
+        # parent state, which is exact when the failed transaction was alone in its block.
+        with contextlib.suppress(Exception):
+            traced: Any = self.w3.provider.make_request(
+                RPCEndpoint("debug_traceTransaction"), [tx_hash, {"tracer": "callTracer"}]
+            )
+            output = traced.get("result", {}).get("output") if isinstance(traced, dict) else None
+            if output:
+                return self._decoder.decode(bytes(HexBytes(output)), tx_hash)
         try:
             self.w3.eth.call({"from": sender, **tx}, block_identifier=receipt["blockNumber"] - 1)  # type: ignore[typeddict-item]
         except ContractLogicError as exc:
