@@ -57,7 +57,9 @@ def block_logs(block: Block, receipts: list[SealedReceipt]) -> list[StoredLog]:
     found: list[StoredLog] = []
     for r in receipts:
         for entry in r.execution.logs:
-            found.append(StoredLog(block.number, block.hash, len(found), r.tx_hash, r.index, entry))
+            found.append(
+                StoredLog(block.number, block.hash, len(found), r.tx_hash, r.index, entry, block.header.timestamp)
+            )
     return found
 
 

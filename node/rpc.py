@@ -912,6 +912,7 @@ def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None)
         "hash": _h(keccak(raw)),
         "blockHash": _h(stored.block_hash) if stored else None,
         "blockNumber": _q(stored.block_number) if stored else None,
+        "blockTimestamp": _q(stored.block_timestamp) if stored else None,
         "transactionIndex": _q(stored.index) if stored else None,
         "from": sender,
     }
@@ -956,7 +957,11 @@ def _int(value: bytes) -> int:
 
 def _receipt_json(stored: StoredTransaction) -> dict[str, Any]:
     logs = [
-        log_json(StoredLog(stored.block_number, stored.block_hash, i, stored.tx_hash, stored.index, entry))
+        log_json(
+            StoredLog(
+                stored.block_number, stored.block_hash, i, stored.tx_hash, stored.index, entry, stored.block_timestamp
+            )
+        )
         for i, entry in stored.logs
     ]
     return {
@@ -984,6 +989,7 @@ def log_json(found: StoredLog) -> dict[str, Any]:
         "data": _h(found.log.data),
         "blockNumber": _q(found.block_number),
         "blockHash": _h(found.block_hash),
+        "blockTimestamp": _q(found.block_timestamp),
         "transactionHash": _h(found.tx_hash),
         "transactionIndex": _q(found.tx_index),
         "logIndex": _q(found.log_index),

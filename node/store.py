@@ -198,6 +198,7 @@ class StoredTransaction:
     contract_address: str | None
     output: bytes
     logs: tuple[tuple[int, LogEntry], ...]  # (log index in block, log)
+    block_timestamp: int
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ class StoredLog:
     tx_hash: bytes
     tx_index: int
     log: LogEntry
+    block_timestamp: int
 
 
 def _word(value: int) -> bytes:
@@ -707,7 +709,7 @@ class Store:
         db = self._db()
         row = db.execute(
             "SELECT t.hash, t.raw, t.sender, t.recipient, t.block, b.hash, t.idx, t.status, t.gas_used,"
-            " t.cumulative_gas, t.gas_price, t.contract, t.output"
+            " t.cumulative_gas, t.gas_price, t.contract, t.output, b.timestamp"
             " FROM transactions t JOIN blocks b ON b.number = t.block WHERE t.hash = ?",
             (tx_hash,),
         ).fetchone()
@@ -720,10 +722,10 @@ class Store:
                 (row[4], row[6]),
             )
         )
-        h, raw, sender, to, number, block_hash, idx, status, gas_used, cumulative, price, contract, output = row
+        h, raw, sender, to, number, block_hash, idx, status, gas_used, cumulative, price, contract, output, ts = row
         return StoredTransaction(
             bytes(h), bytes(raw), sender, to, number, bytes(block_hash), idx, status, gas_used, cumulative, price,
-            contract, bytes(output), logs,
+            contract, bytes(output), logs, ts,
         )  # fmt: skip
 
     @_named_failures
@@ -742,7 +744,7 @@ class Store:
     def logs(self, first: int, last: int, addresses: Iterable[str] | None) -> list[StoredLog]:
         """Logs of blocks ``first..last`` (inclusive), optionally only from ``addresses``."""
         query = (
-            "SELECT l.block, b.hash, l.log_index, l.tx_hash, l.tx_index, l.address, l.topics, l.data"
+            "SELECT l.block, b.hash, l.log_index, l.tx_hash, l.tx_index, l.address, l.topics, l.data, b.timestamp"
             " FROM logs l JOIN blocks b ON b.number = l.block WHERE l.block BETWEEN ? AND ?"
         )
         params: list[object] = [first, last]
@@ -752,8 +754,8 @@ class Store:
             params += wanted
         rows = self._db().execute(query + " ORDER BY l.block, l.log_index", params)
         return [
-            StoredLog(n, bytes(bh), li, bytes(th), ti, LogEntry(a, _topics(t), bytes(d)))
-            for n, bh, li, th, ti, a, t, d in rows
+            StoredLog(n, bytes(bh), li, bytes(th), ti, LogEntry(a, _topics(t), bytes(d)), ts)
+            for n, bh, li, th, ti, a, t, d, ts in rows
         ]
 
 
