@@ -213,4 +213,5 @@ class Events:
 
 
 def _new_id() -> str:
-    return "0x" + secrets.token_hex(16)
+    """128 random bits as a spec quantity (no leading zero digit)."""
+    return hex(secrets.randbits(127) | 1 << 127)

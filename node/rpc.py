@@ -33,7 +33,7 @@ from eth_abi.abi import decode
 from eth_utils.crypto import keccak
 
 from node.admission import intrinsic_gas
-from node.block import Block, logs_bloom
+from node.block import Block, encode_block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
 from node.core import CLIENT_VERSION, AccountOverride, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
 from node.engine.base import Account, ExecutionReceipt, Transaction
@@ -399,9 +399,7 @@ class RpcHandler:
     def rpc_eth_getStorageAt(self, params: Any) -> str:
         address, slot, tag = _params(params, 2, 3)
         at = self._state_block(tag)
-        if not isinstance(slot, str) or _SLOT.fullmatch(slot) is None:
-            raise _invalid("slot must be 0x and 1 to 64 hex digits")
-        who, index = _address(address), int(slot, 16)
+        who, index = _address(address), _slot(slot)
         if index >= 2**256:
             raise _invalid("slot out of range")
         if at is None:
@@ -518,6 +516,115 @@ class RpcHandler:
             return struct_logs(steps, result)
         except TraceTooLarge as exc:
             raise RpcError(-32000, f"trace too large: {exc}") from exc
+
+    def rpc_debug_traceBlockByNumber(self, params: Any) -> list[dict[str, Any]]:
+        tag, options = _params(params, 1, 2)
+        return self._trace_block(self._block_by_tag(tag), _tracer(options))
+
+    def rpc_debug_traceBlockByHash(self, params: Any) -> list[dict[str, Any]]:
+        block_hash, options = _params(params, 1, 2)
+        return self._trace_block(self._block_by_hash(block_hash), _tracer(options))
+
+    def _trace_block(self, block: Block | None, tracer: str | None) -> list[dict[str, Any]]:
+        if block is None:
+            raise RpcError(-32000, "block not found")
+        if block.number == 0:
+            return []
+        txs = [decode_transaction(raw, self.node.chain_id) for raw in self.node.store.raws_of(block.number)]
+
+        def replay(engine: RevmEngine) -> list[tuple[ExecutionReceipt, list[dict[str, Any]]]]:
+            engine.begin_block(block.number, block.header.timestamp, coinbase=block.header.proposer)
+            traced = []
+            try:
+                for tx in txs:
+                    with eip3155(engine.evm) as steps:
+                        result = engine.execute(tx)
+                    traced.append((result, steps))
+            finally:
+                engine.end_block()
+            return traced
+
+        try:
+            traces = self._read_at(block.number - 1, replay)
+        except TraceTooLarge as exc:
+            raise RpcError(-32000, f"trace too large: {exc}") from exc
+        return [
+            {
+                "txHash": _h(tx.tx_hash),
+                "result": self._shaped(tracer, steps, result, tx.sender, tx.to, tx.value, tx.gas, tx.data),
+            }
+            for tx, (result, steps) in zip(txs, traces, strict=True)
+        ]
+
+    # -- raw encodings --
+
+    def rpc_debug_getRawTransaction(self, params: Any) -> str | None:
+        (tx_hash,) = _params(params, 1, 1)
+        stored = self.node.store.transaction(_hash(tx_hash))
+        return _h(stored.raw) if stored else None
+
+    def rpc_debug_getRawHeader(self, params: Any) -> str | None:
+        """This chain's header, RLP-encoded (its own fields: round, validators; see ``node.block``)."""
+        (tag,) = _params(params, 1, 1)
+        block = self._block_by_tag(tag)
+        return _h(rlp.encode(block.header.fields())) if block else None
+
+    def rpc_debug_getRawBlock(self, params: Any) -> str | None:
+        """The block as peers exchange it (header, proposer signature, commit seals, raw transactions)."""
+        (tag,) = _params(params, 1, 1)
+        block = self._block_by_tag(tag)
+        return _h(encode_block(block, self.node.store.raws_of(block.number))) if block else None
+
+    def rpc_debug_getRawReceipts(self, params: Any) -> list[str] | None:
+        """EIP-2718 receipts: ``type || rlp([status, cumulativeGasUsed, logsBloom, logs])``."""
+        (tag,) = _params(params, 1, 1)
+        block = self._block_by_tag(tag)
+        if block is None:
+            return None
+        encoded = []
+        for stored in self.node.store.receipts_of(block.number):
+            entries = [entry for _, entry in stored.logs]
+            body = rlp.encode([
+                stored.status, stored.cumulative_gas, logs_bloom(entries),
+                [[bytes.fromhex(e.address[2:]), list(e.topics), e.data] for e in entries],
+            ])  # fmt: skip
+            encoded.append(_h(body if stored.raw[0] >= 0xC0 else stored.raw[:1] + body))
+        return encoded
+
+    # -- more state --
+
+    def rpc_eth_getStorageValues(self, params: Any) -> dict[str, list[str]]:
+        requests, tag = _params(params, 1, 2)
+        if (
+            not isinstance(requests, dict)
+            or sum(len(v) if isinstance(v, list) else 1 for v in requests.values()) > 1024
+        ):
+            raise _invalid("requests map addresses to at most 1024 slots in all")
+        at = self._state_block(tag)
+        found: dict[str, list[str]] = {}
+        for address, slots in requests.items():
+            if not isinstance(slots, list):
+                raise _invalid("each address maps to an array of slots")
+            who = _address(address)
+            keys = [_slot(slot) for slot in slots]
+            if at is None:
+                values = self.node.read(_storage_reader(who, keys))
+            else:
+                values = [self.node.store.storage_at(who, k, at) for k in keys]
+            found[address] = [_h(v.to_bytes(32, "big")) for v in values]
+        return found
+
+    def rpc_eth_coinbase(self, params: Any) -> str:
+        _params(params, 0, 0)
+        return self.node.proposer  # the address this node seals and votes with
+
+    def rpc_eth_baseFee(self, params: Any) -> str:
+        _params(params, 0, 0)
+        return _q(self.node.genesis.base_fee)  # fixed by the genesis
+
+    def rpc_eth_blobBaseFee(self, params: Any) -> str:
+        _params(params, 0, 0)
+        return "0x1"  # no blob transactions here: excess blob gas stays 0, whose fee is EIP-4844's minimum
 
     def rpc_eth_getProof(self, params: Any) -> None:
         raise RpcError(
@@ -812,6 +919,16 @@ def _tracer(options: Any) -> str | None:
     if tracer not in (None, "callTracer"):
         raise _invalid(f"tracer {str(tracer)[:40]!r} is not supported (the default struct logger and callTracer are)")
     return str(tracer) if tracer else None
+
+
+def _storage_reader(who: str, keys: list[int]) -> Callable[[RevmEngine], list[int]]:
+    return lambda engine: [engine.storage(who, k) for k in keys]
+
+
+def _slot(value: Any) -> int:
+    if not isinstance(value, str) or _SLOT.fullmatch(value) is None:
+        raise _invalid("a storage slot is 0x and 1 to 64 hex digits")
+    return int(value, 16)
 
 
 def _flag(value: Any) -> bool:

@@ -93,7 +93,7 @@ def struct_logs(steps: list[dict[str, Any]], result: ExecutionReceipt, limit: in
     return {
         "gas": result.gas_used,
         "failed": not result.status,
-        "returnValue": result.output.hex(),
+        "returnValue": "0x" + result.output.hex(),
         "structLogs": [
             {
                 "pc": s["pc"],
