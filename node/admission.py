@@ -29,6 +29,8 @@ GWEI = 10**9
 TX_GAS = 21_000
 CREATE_GAS = 32_000
 MAX_INITCODE = 49_152  # EIP-3860
+ACCESS_LIST_ADDRESS_GAS = 2_400  # EIP-2930
+ACCESS_LIST_STORAGE_KEY_GAS = 1_900
 
 
 class WrongNonce(TransactionRejected):
@@ -108,11 +110,14 @@ class MempoolFull(TransactionRejected):
 
 
 def intrinsic_gas(tx: Transaction) -> int:
-    """Gas charged before execution (calldata, creation, EIP-3860 initcode words)."""
+    """Gas charged before execution (calldata, creation, EIP-3860 initcode words, and the
+    EIP-2930 access list: every address and every storage key as listed, duplicates included)."""
     zeros = tx.data.count(0)
     gas = TX_GAS + 4 * zeros + 16 * (len(tx.data) - zeros)
     if tx.to is None:
         gas += CREATE_GAS + 2 * ((len(tx.data) + 31) // 32)
+    for entry in tx.access_list:
+        gas += ACCESS_LIST_ADDRESS_GAS + ACCESS_LIST_STORAGE_KEY_GAS * len(entry.storage_keys)
     return gas
 
 

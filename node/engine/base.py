@@ -31,8 +31,24 @@ class InsufficientFunds(EngineError):
 
 
 @dataclass(frozen=True)
+class AccessListEntry:
+    """One EIP-2930 access-list item: an account and storage keys the transaction declares.
+
+    Each is warm (EIP-2929) from the transaction's first instruction; intrinsic gas pays
+    for every entry and every key as listed, duplicates included.
+    """
+
+    address: str  # lowercase 0x-hex, 20 bytes
+    storage_keys: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Transaction:
-    """A decoded, signature-checked transaction (``to`` is ``None`` for a deployment)."""
+    """A decoded, signature-checked transaction (``to`` is ``None`` for a deployment).
+
+    ``access_list`` is empty for legacy transactions; type 1 (EIP-2930) and type 2
+    (EIP-1559) may carry one.
+    """
 
     sender: str
     nonce: int
@@ -43,6 +59,7 @@ class Transaction:
     max_fee_per_gas: int = 0
     max_priority_fee_per_gas: int = 0
     tx_hash: bytes = b""
+    access_list: tuple[AccessListEntry, ...] = ()
 
 
 @dataclass(frozen=True)

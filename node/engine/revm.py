@@ -13,15 +13,26 @@ is read from the journal, the checkpoint is reverted, and the writes are put int
 revm's database directly. Every transaction therefore starts cold, exactly as on
 Ethereum, memory stays flat, and each transaction yields its exact write set (the
 node stores it and commits to it in the block header).
+
+Access lists (EIP-2930) are declared to revm in its transaction environment, so revm
+charges their intrinsic gas itself (2400 per address, 1900 per key) and its refund cap
+(EIP-3529: a fifth of the gas spent) counts that gas, exactly as Ethereum does. But
+revm loads a declared account or slot *outside* the journal, where no revert would
+unload it and it would stay warm for every later transaction. So each listed account
+and slot is first loaded here, inside the transaction's checkpoint (journaled, warm
+from then on); revm then finds it loaded and adds nothing, and the revert makes it
+cold again. The environment's list is cleared after the run, as revm would otherwise
+carry it into the next call.
 """
 
 from __future__ import annotations
 
 import re
 
-from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env
+from pyrevm import EVM, AccountInfo, BlockEnv, CfgEnv, Env, TxEnv
 
 from node.engine.base import (
+    AccessListEntry,
     Account,
     EngineError,
     ExecutionEngine,
@@ -176,6 +187,20 @@ class RevmEngine(ExecutionEngine):
         return receipt
 
     def _run(self, tx: Transaction) -> ExecutionReceipt:
+        """Execute ``tx`` in the current checkpoint (the caller reverts it)."""
+        if not tx.access_list:
+            return self._call(tx)
+        for entry in tx.access_list:  # journaled loads: warm now, cold again after the revert
+            self.evm.basic(entry.address)
+            for key in entry.storage_keys:
+                self.evm.storage(entry.address, key)
+        self.evm.set_tx_env(TxEnv(access_list=[(e.address, list(e.storage_keys)) for e in tx.access_list]))
+        try:
+            return self._call(tx)
+        finally:
+            self.evm.set_tx_env(TxEnv())
+
+    def _call(self, tx: Transaction) -> ExecutionReceipt:
         contract: str | None = None
         try:
             if tx.to is None:
@@ -230,11 +255,20 @@ class RevmEngine(ExecutionEngine):
         finally:
             self.evm.revert(checkpoint)
 
-    def simulate(self, sender: str, to: str | None, data: bytes, value: int, gas: int) -> ExecutionReceipt:
-        """Run a call or deployment and discard its effects (``eth_call``, ``eth_estimateGas``)."""
+    def simulate(
+        self,
+        sender: str,
+        to: str | None,
+        data: bytes,
+        value: int,
+        gas: int,
+        access_list: tuple[AccessListEntry, ...] = (),
+    ) -> ExecutionReceipt:
+        """Run a call or deployment and discard its effects (``eth_call``, ``eth_estimateGas``);
+        ``access_list`` is warmed and charged as a transaction's would be."""
         checkpoint = self.evm.snapshot()
         try:
-            tx = Transaction(sender=sender, nonce=0, to=to, data=data, gas=gas, value=value)
+            tx = Transaction(sender=sender, nonce=0, to=to, data=data, gas=gas, value=value, access_list=access_list)
             return self._run(tx)
         finally:
             self.evm.revert(checkpoint)

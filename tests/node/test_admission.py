@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from eth_account import Account
+from web3 import Web3
 
 from node import admission
 from node.admission import GWEI
 from node.block import merkle_root
-from node.engine.base import StateDiff
+from node.engine.base import AccessListEntry, StateDiff
 from node.txcodec import (
+    MAX_ACCESS_LIST_KEYS,
     MAX_TX_BYTES,
+    AccessListTooLarge,
     InvalidTransactionSignature,
     MalformedTransaction,
     OversizedTransaction,
@@ -38,6 +42,11 @@ def _flip_s(raw: bytes) -> bytes:
     return raw[:-1] + bytes([raw[-1] ^ 0x01])
 
 
+def _listed(s: Setup, *entries: tuple[str, range]) -> bytes:
+    access = tuple(AccessListEntry(a, tuple(keys)) for a, keys in entries)
+    return sign_eip1559(s.ta, CHAIN_ID, 3, s.registry, b"", 10**7, 2 * GWEI, GWEI, access_list=access)
+
+
 CASES: list[tuple[str, Callable[[Setup], bytes], type[TransactionRejected]]] = [
     ("wrong chain id", lambda s: tx(s.vehicles[0], 0, s.registry, chain_id=CHAIN_ID + 1), WrongChainId),
     ("garbage", lambda s: b"\x02\xc3\x01\x02\x03", MalformedTransaction),
@@ -53,6 +62,7 @@ CASES: list[tuple[str, Callable[[Setup], bytes], type[TransactionRejected]]] = [
         lambda s: sign_eip1559(s.ta, CHAIN_ID, 3, s.registry, b"", 30_000, GWEI // 2, 0),
         admission.FeeTooLow,
     ),
+    ("access list too large", lambda s: _listed(s, (s.registry, range(MAX_ACCESS_LIST_KEYS + 1))), AccessListTooLarge),
 ]
 
 
@@ -140,3 +150,28 @@ def test_blocks_are_signed_chained_and_commit_to_their_content(setup: Setup) -> 
         assert block.header.parent_hash == parent.hash
         assert block.header.tx_root == merkle_root(list(block.tx_hashes))
     assert StateDiff().commitment() != head.header.state_root
+
+
+@pytest.mark.parametrize("tx_type", [1, 2])
+def test_access_list_intrinsic_gas_is_exact(setup: Setup, tx_type: int) -> None:
+    """21000 + 2400 per listed address + 1900 per key: one unit less is refused, exactly that
+    much pays a transfer (EIP-2930), and a refusal changes nothing."""
+    vehicle = Web3.to_checksum_address(address_of(setup.vehicles[0]))
+    access = [
+        {"address": Web3.to_checksum_address(setup.registry), "storageKeys": [f"0x{k:064x}" for k in (0, 1)]},
+        {"address": vehicle, "storageKeys": []},
+    ]
+    fees = {"gasPrice": 2 * GWEI} if tx_type == 1 else {"maxFeePerGas": 2 * GWEI, "maxPriorityFeePerGas": GWEI}
+    base = {"type": tx_type, "chainId": CHAIN_ID, "nonce": 3, "to": vehicle, "value": 1, "accessList": access}
+
+    def signed(gas: int) -> bytes:
+        return bytes(Account.from_key(setup.ta).sign_transaction(base | fees | {"gas": gas}).raw_transaction)
+
+    wanted = 21_000 + 2 * 2_400 + 2 * 1_900
+    before = _state(setup)
+    with pytest.raises(admission.IntrinsicGasTooLow) as refused:
+        setup.node.submit(signed(wanted - 1))
+    assert refused.value.intrinsic == wanted
+    assert _state(setup) == before
+    receipt = setup.send(signed(wanted))
+    assert (receipt.status, receipt.gas_used) == (1, wanted)  # type: ignore[attr-defined]
