@@ -26,6 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import rlp
@@ -36,7 +37,7 @@ from node.admission import intrinsic_gas
 from node.block import Block, encode_block, logs_bloom
 from node.client.revert import ERROR_STRING_SELECTOR
 from node.core import CLIENT_VERSION, AccountOverride, Node, NodeStopped, StateNotKept, TimeOffsetOutOfRange
-from node.engine.base import Account, ExecutionReceipt, Transaction
+from node.engine.base import AccessListEntry, Account, ExecutionReceipt, Transaction
 from node.engine.revm import EMPTY_CODE_HASH, RevmEngine
 from node.filters import LOGS, NEW_HEADS, PENDING, Events, Filter, FilterError, LogQuery
 from node.store import StoredLog, StoredTransaction
@@ -45,6 +46,20 @@ from node.txcodec import TransactionRejected, decode_transaction
 
 log = logging.getLogger("qkdchain.rpc")
 T = TypeVar("T")
+PRECOMPILES = frozenset(f"0x{i:040x}" for i in range(1, 11))  # Cancun: 0x01..0x0a
+
+
+@dataclass(frozen=True)
+class Call:
+    """The fields of an ``eth_call``-style call object."""
+
+    sender: str
+    to: str | None
+    data: bytes
+    value: int
+    gas: int
+    access_list: tuple[AccessListEntry, ...]
+
 
 MAX_BODY = 5 * 1024 * 1024  # as geth
 MAX_BATCH = 1000
@@ -408,9 +423,8 @@ class RpcHandler:
             value = self.node.store.storage_at(who, index, at)
         return _h(value.to_bytes(32, "big"))
 
-    def _simulate(
-        self, call: Any, at: int | None, gas: int | None = None, overrides: dict[str, AccountOverride] | None = None
-    ) -> ExecutionReceipt:
+    def _call(self, call: Any) -> Call:
+        """A call object's fields (``gas`` capped at the block gas limit, which is also the default)."""
         if not isinstance(call, dict):
             raise _invalid("the call must be an object")
         sender = _address(call["from"], "from") if call.get("from") else "0x" + "00" * 20
@@ -419,8 +433,38 @@ class RpcHandler:
         data = _hex_bytes(data_field, "data") if data_field is not None else b""
         value = _quantity(call["value"], "value") if call.get("value") is not None else 0
         cap = self.node.genesis.block_gas_limit
-        limit = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None and gas is None else (gas or cap)
-        return self._read_at(at, lambda e: e.simulate(sender, to, data, value, limit), overrides)
+        gas = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None else cap
+        return Call(sender, to, data, value, gas, _access_list(call.get("accessList")))
+
+    def _simulate(
+        self, call: Any, at: int | None, gas: int | None = None, overrides: dict[str, AccountOverride] | None = None
+    ) -> ExecutionReceipt:
+        c = self._call(call)
+        limit = gas or c.gas
+        return self._read_at(at, lambda e: e.simulate(c.sender, c.to, c.data, c.value, limit, c.access_list), overrides)
+
+    def rpc_eth_createAccessList(self, params: Any) -> dict[str, Any]:
+        """geth's method: run the call, list what it touched, run again with that list, until it
+        settles; the sender, the recipient (or created contract), the coinbase and the precompiles
+        are left out (already warm)."""
+        call, tag = _params(params, 1, 2)
+        c, at = self._call(call), self._state_block(tag)
+        listed = c.access_list
+        for _ in range(8):
+            result, touched = self._read_at(at, _access_reader(c, listed))
+            warm = {c.sender, c.to, result.contract_address, self.node.head.header.proposer, *PRECOMPILES}
+            found = tuple(
+                AccessListEntry(address, tuple(sorted(touched[address])))
+                for address in sorted(touched)
+                if address not in warm or touched[address]
+            )
+            if found == listed:
+                break
+            listed = found
+        answer: dict[str, Any] = {"accessList": _access_list_json(listed), "gasUsed": _q(result.gas_used)}
+        if not result.status:
+            answer["error"] = "execution reverted"
+        return answer
 
     def rpc_eth_call(self, params: Any) -> str:
         call, tag, overrides, block_overrides = _params(params, 1, 4)
@@ -480,20 +524,12 @@ class RpcHandler:
     def rpc_debug_traceCall(self, params: Any) -> dict[str, Any]:
         call, tag, options = _params(params, 1, 3)
         tracer = _tracer(options)
-        if not isinstance(call, dict):
-            raise _invalid("the call must be an object")
-        at = self._state_block(tag)
-        sender = _address(call["from"], "from") if call.get("from") else "0x" + "00" * 20
-        to = _address(call["to"], "to") if call.get("to") else None
-        data_field = call.get("input", call.get("data"))
-        data = _hex_bytes(data_field, "data") if data_field is not None else b""
-        value = _quantity(call["value"], "value") if call.get("value") is not None else 0
-        cap = self.node.genesis.block_gas_limit
-        gas = min(_quantity(call["gas"], "gas"), cap) if call.get("gas") is not None else cap
+        c, at = self._call(call), self._state_block(tag)
+        sender, to, data, value, gas = c.sender, c.to, c.data, c.value, c.gas
 
         def run(engine: RevmEngine) -> tuple[ExecutionReceipt, list[dict[str, Any]]]:
             with eip3155(engine.evm) as steps:
-                result = engine.simulate(sender, to, data, value, gas)
+                result = engine.simulate(sender, to, data, value, gas, c.access_list)
             return result, steps
 
         result, steps = self._traced(at, run)
@@ -1033,8 +1069,25 @@ def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None)
         "transactionIndex": _q(stored.index) if stored else None,
         "from": sender,
     }
+    if raw[0] == 1:
+        chain_id, nonce, price, gas, to, value, data, access, y, r, s = rlp.decode(raw[1:])
+        return common | {
+            "type": "0x1",
+            "chainId": _q(_int(chain_id)),
+            "nonce": _q(_int(nonce)),
+            "gasPrice": _q(_int(price)),
+            "gas": _q(_int(gas)),
+            "to": _h(to) if to else None,
+            "value": _q(_int(value)),
+            "input": _h(data),
+            "accessList": _raw_access_list_json(access),
+            "v": _q(_int(y)),
+            "yParity": _q(_int(y)),
+            "r": _q(_int(r)),
+            "s": _q(_int(s)),
+        }
     if raw[0] == 2:
-        chain_id, nonce, tip, max_fee, gas, to, value, data, _access, y, r, s = rlp.decode(raw[1:])
+        chain_id, nonce, tip, max_fee, gas, to, value, data, access, y, r, s = rlp.decode(raw[1:])
         return common | {
             "type": "0x2",
             "chainId": _q(_int(chain_id)),
@@ -1046,7 +1099,7 @@ def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None)
             "to": _h(to) if to else None,
             "value": _q(_int(value)),
             "input": _h(data),
-            "accessList": [],
+            "accessList": _raw_access_list_json(access),
             "v": _q(_int(y)),
             "yParity": _q(_int(y)),
             "r": _q(_int(r)),
@@ -1066,6 +1119,37 @@ def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None)
         "s": _q(_int(s)),
         "chainId": _q((_int(v) - 35) // 2),
     }
+
+
+def _access_reader(
+    c: Call, listed: tuple[AccessListEntry, ...]
+) -> Callable[[RevmEngine], tuple[ExecutionReceipt, dict[str, set[int]]]]:
+    return lambda engine: engine.accessed(c.sender, c.to, c.data, c.value, c.gas, listed)
+
+
+def _raw_access_list_json(access: list[Any]) -> list[dict[str, Any]]:
+    return [{"address": _h(address), "storageKeys": [_h(k) for k in keys]} for address, keys in access]
+
+
+def _access_list_json(entries: tuple[AccessListEntry, ...]) -> list[dict[str, Any]]:
+    return [{"address": e.address, "storageKeys": [_h(k.to_bytes(32, "big")) for k in e.storage_keys]} for e in entries]
+
+
+def _access_list(value: Any) -> tuple[AccessListEntry, ...]:
+    """A call's ``accessList`` (bounded as transactions' are)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > 2048:
+        raise _invalid("accessList is an array of at most 2048 entries")
+    entries = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) - {"address", "storageKeys"}:
+            raise _invalid("an access list entry is {address, storageKeys}")
+        keys = item.get("storageKeys") or []
+        if not isinstance(keys, list) or len(keys) > 2048:
+            raise _invalid("storageKeys is an array of at most 2048 keys")
+        entries.append(AccessListEntry(_address(item.get("address")), tuple(_slot(k) for k in keys)))
+    return tuple(entries)
 
 
 def _int(value: bytes) -> int:
@@ -1095,7 +1179,7 @@ def _receipt_json(stored: StoredTransaction) -> dict[str, Any]:
         "logs": logs,
         "logsBloom": _h(logs_bloom([entry for _, entry in stored.logs])),
         "status": _q(stored.status),
-        "type": "0x2" if stored.raw[0] == 2 else "0x0",
+        "type": _q(stored.raw[0]) if stored.raw[0] < 0x7F else "0x0",
     }
 
 

@@ -54,6 +54,7 @@ _CHANGED = (  # journal entries that change an account (revm touches every chang
     "BalanceChange { address: ",
     "BalanceTransfer { from: ",
 )
+_LOADED = "AccountLoaded { address: "
 _SSTORE = "StorageChange { address: "  # had_value None marks a load, Some(v) a write
 EMPTY_CODE_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 SPEC = "CANCUN"
@@ -272,6 +273,33 @@ class RevmEngine(ExecutionEngine):
             return self._run(tx)
         finally:
             self.evm.revert(checkpoint)
+
+    def accessed(
+        self,
+        sender: str,
+        to: str | None,
+        data: bytes,
+        value: int,
+        gas: int,
+        access_list: tuple[AccessListEntry, ...] = (),
+    ) -> tuple[ExecutionReceipt, dict[str, set[int]]]:
+        """:meth:`simulate`, and every account and storage slot the run loaded or wrote
+        (read from the journal before it is reverted), for ``eth_createAccessList``."""
+        checkpoint = self.evm.snapshot()
+        try:
+            tx = Transaction(sender=sender, nonce=0, to=to, data=data, gas=gas, value=value, access_list=access_list)
+            receipt = self._run(tx)
+            journal = self.evm.journal_str
+        finally:
+            self.evm.revert(checkpoint)
+        journal = journal[journal.rfind("journal: [") :]
+        touched: dict[str, set[int]] = {}
+        for piece in journal.split(_LOADED)[1:]:
+            touched.setdefault(piece[:42], set())
+        for piece in journal.split(_SSTORE)[1:]:
+            comma = piece.index(",", 49)  # "0x<40 hex>, key: <decimal>, had_value: …"
+            touched.setdefault(piece[:42], set()).add(int(piece[49:comma]))
+        return receipt, touched
 
     def account(self, address: str) -> Account:
         checkpoint = self.evm.snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -35,7 +36,7 @@ def calldata(fn: str, *args: object) -> bytes:
     return bytes.fromhex(_ABI.encode(fn, *converted)[2:])
 
 
-def tx(key: bytes, nonce: int, to: str | None, data: bytes = b"", gas: int = 300_000, **kw: int) -> bytes:
+def tx(key: bytes, nonce: int, to: str | None, data: bytes = b"", gas: int = 300_000, **kw: Any) -> bytes:
     return sign_eip1559(key, kw.pop("chain_id", CHAIN_ID), nonce, to, data, gas, 2 * GWEI, GWEI, **kw)
 
 

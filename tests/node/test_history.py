@@ -13,6 +13,7 @@ import requests
 from contracts import load_artifact
 from node import store
 from node.core import Node
+from node.engine.base import AccessListEntry
 from node.server import RpcServer
 from tests.node.conftest import VALIDATOR_KEY, address_of, calldata, key_of, make_genesis, tx
 
@@ -117,3 +118,22 @@ def test_eth_call_state_overrides_hold_for_the_call_only(chain: tuple[Node, RpcS
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call",
             "params": [admin, "latest", {registry: {"state": {}, "stateDiff": {}}}]}  # fmt: skip
     assert requests.post(server.url, json=body, timeout=30).json()["error"]["code"] == -32602
+
+
+def test_create_access_list_lists_what_a_call_touches(chain: tuple[Node, RpcServer, list[bytes]]) -> None:
+    node, server, (ta, v0, *_) = chain
+    registry = str(node.genesis.registry)
+    node.wait(node.submit(tx(ta, 0, None, load_artifact().bytecode, gas=2_000_000)))
+    add = {"from": address_of(ta), "to": registry, "data": "0x" + calldata("addVehicle", address_of(v0)).hex()}
+    made = rpc(server, "eth_createAccessList", add, "latest")
+    assert [e["address"] for e in made["accessList"]] == [registry]  # the sender is warm already: left out
+    assert made["accessList"][0]["storageKeys"]  # the admin slot and the member's slot
+    plain = int(rpc(server, "eth_estimateGas", add, "latest"), 16)
+    with_list = int(rpc(server, "eth_estimateGas", {**add, "accessList": made["accessList"]}, "latest"), 16)
+    assert int(made["gasUsed"], 16) <= with_list and with_list != plain  # the list is charged and warms
+    keys = tuple(int(k, 16) for k in made["accessList"][0]["storageKeys"])
+    signed = tx(ta, 1, registry, calldata("addVehicle", address_of(v0)), access_list=(AccessListEntry(registry, keys),))
+    included = node.wait(node.submit(signed))
+    assert included.status == 1 and included.gas_used == int(made["gasUsed"], 16)
+    shown = rpc(server, "eth_getTransactionByHash", "0x" + included.tx_hash.hex())
+    assert shown["type"] == "0x2" and shown["accessList"] == made["accessList"]
