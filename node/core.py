@@ -235,6 +235,7 @@ class Node:
         # state, so they never wait for, or hold up, the block being executed
         self._reader = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit)
         self._read_lock = threading.Lock()  # one read at a time on the reader
+        self._readers_waiting = 0  # reads queued for the read lock (guarded by _cond)
         self._unread_lock = threading.Lock()  # guards the two below, never held for long
         self._unread = StateDiff()  # durable writes the reader has not loaded yet
         self._reader_at = -1
@@ -736,9 +737,9 @@ class Node:
 
         Reads run on an engine of their own, so a long ``eth_call`` never holds the lock the
         proposer executes under; one read runs at a time. revm holds the GIL while it runs,
-        so a read that took more than a millisecond keeps the read slot (not the GIL) as long
-        again: back-to-back heavy reads get at most half the interpreter, and the proposer,
-        admission and the writer the rest.
+        so when other reads queue behind it, a read that took more than a millisecond keeps
+        the read slot (not the GIL) as long again: back-to-back heavy reads get at most half
+        the interpreter, and the proposer, admission and the writer the rest.
         """
         return self.read_at(None, fn)
 
@@ -755,7 +756,11 @@ class Node:
         Raises:
             StateNotKept: ``number`` is below the first block whose state is kept.
         """
+        with self._cond:
+            self._readers_waiting += 1
         with self._read_lock:
+            with self._cond:
+                self._readers_waiting -= 1
             started = time.perf_counter()
             try:
                 if not overrides:
@@ -763,7 +768,7 @@ class Node:
                 return self._read(number, lambda engine: _overridden(engine, self.store, overrides, fn))
             finally:
                 ran = time.perf_counter() - started
-                if ran > 0.001:
+                if ran > 0.001 and self._readers_waiting:  # heavy reads back to back: share the interpreter
                     time.sleep(ran)
 
     def _read(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:

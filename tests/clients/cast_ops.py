@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -97,6 +98,18 @@ def _revert_data(stderr: str, selector: str) -> str:
 def cast_operations(cast: Cast, artifact: Artifact) -> list[tuple[str, Callable[[], object]]]:
     """The named cast operations, in order, sharing lazily built fixtures."""
     endpoint = cast.endpoint
+
+    def refused_stranger() -> str:
+        """An unfunded stranger's transfer: anvil refuses it for funds, a permissioned node for
+        permission; cast must print the server's message, not a generic failure."""
+        stranger = "0x" + secrets.token_hex(32)
+        said = cast.fails("send", "--private-key", stranger, "--gas-limit", "21000", "--gas-price", "10000000000",
+                          "--priority-gas-price", "1000000000", "--nonce", "0", "0x" + "42" * 20)  # fmt: skip
+        found = re.search(r"error code (-?\d+): ([^\n]+)", said)
+        _check(found is not None, f"no server error in cast's output: {said.strip()[-300:]}")
+        assert found is not None
+        return f"{found.group(1)}: {found.group(2)[:80]}"
+
     me = Account.from_key(endpoint.private_key).address
     fx = Fixtures()
 
@@ -346,6 +359,7 @@ def cast_operations(cast: Cast, artifact: Artifact) -> list[tuple[str, Callable[
         ("code --block before deployment", code_before_deployment),
         ("access-list", access_list),
         ("find-block", find_block),
+        ("a refused transaction shows the node's reason", refused_stranger),
     ]
 
 

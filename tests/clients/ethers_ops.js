@@ -241,6 +241,21 @@ async function main() {
       const got = await provider.waitForTransaction(receipt.hash, 1, args.eventMs);
       check(got && got.hash === receipt.hash, 'no receipt');
     }],
+    ['a refused transaction shows the node\'s reason', async () => {
+      // an unfunded stranger: anvil refuses it for funds, a permissioned node for permission
+      const stranger = ethers.Wallet.createRandom().connect(provider);
+      const tx = { to: h.randomAddress(), value: 0n, gasLimit: 21000n, nonce: 0, chainId: args.chainId, type: 2,
+        maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 10n ** 9n };
+      try {
+        await stranger.sendTransaction(tx);
+      } catch (error) {
+        const server = (error.error && error.error.message) || (error.info && error.info.error && error.info.error.message);
+        check(server, `no server error kept: ${h.describe(error)}`);
+        check(error.message.includes(server), `the reason is not in the message: ${error.message.slice(0, 300)}`);
+        return server;
+      }
+      throw new h.OpFailed('a transaction from an unfunded stranger was accepted');
+    }],
     ['getTransaction of a pending tx (nonce gap)', async () => {
       const nonce = await provider.getTransactionCount(me, 'pending');
       const queued = await wallet.sendTransaction({ to: h.randomAddress(), value: 1n, nonce: nonce + 1 });

@@ -269,6 +269,21 @@ async function main() {
       const confirmations = await client.getTransactionConfirmations({ hash });
       check(confirmations >= 1n, `confirmations ${confirmations}`);
     }],
+    ['a refused transaction shows the node\'s reason', async () => {
+      const { generatePrivateKey } = h.tools('viem/accounts');
+      const stranger = privateKeyToAccount(generatePrivateKey());
+      const other = viem.createWalletClient({ account: stranger, chain, transport: viem.http(args.rpc) });
+      try {
+        await other.sendTransaction({ to: h.randomAddress(), value: 0n, gas: 21000n, nonce: 0,
+          maxFeePerGas: 10n ** 10n, maxPriorityFeePerGas: 10n ** 9n });
+      } catch (error) {
+        const server = error.details || (error.cause && error.cause.details);
+        check(server, `no server error kept: ${h.describe(error)}`);
+        check(error.message.includes(server), `the reason is not in the message: ${error.message.slice(0, 300)}`);
+        return server;
+      }
+      throw new h.OpFailed('a transaction from an unfunded stranger was accepted');
+    }],
     ['getTransaction of a pending tx (nonce gap)', async () => {
       const nonce = await client.getTransactionCount({ address: me, blockTag: 'pending' });
       const queued = await wallet.sendTransaction({ to: h.randomAddress(), value: 1n, nonce: nonce + 1 });
