@@ -61,6 +61,7 @@ MAX_QUEUED = 10_000
 PARALLEL_DECODE_MIN = 64  # below this, decoding inline beats shipping to the pool
 CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
+OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read engine is rebuilt
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
 DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
 
@@ -158,8 +159,8 @@ def _overridden(
         accounts={a: engine.account(a) for a in changes.accounts},
         storage={(a, k): engine.storage(a, k) for a, k in changes.storage},
     )
-    engine.load(changes)
     try:
+        engine.load(changes)  # inside: a load that fails halfway is taken back too
         return fn(engine)
     finally:
         engine.load(before)
@@ -236,6 +237,7 @@ class Node:
         self._reader = RevmEngine(genesis.chain_id, genesis.base_fee, genesis.block_gas_limit)
         self._read_lock = threading.Lock()  # one read at a time on the reader
         self._readers_waiting = 0  # reads queued for the read lock (guarded by _cond)
+        self._override_code = 0  # bytes of override code the read engine has been given
         self._unread_lock = threading.Lock()  # guards the two below, never held for long
         self._unread = StateDiff()  # durable writes the reader has not loaded yet
         self._reader_at = -1
@@ -765,11 +767,22 @@ class Node:
             try:
                 if not overrides:
                     return self._read(number, fn)
+                self._override_code += sum(len(o.code or b"") for o in overrides.values())
                 return self._read(number, lambda engine: _overridden(engine, self.store, overrides, fn))
             finally:
+                if self._override_code > OVERRIDE_CODE_KEPT:
+                    self._fresh_reader()
                 ran = time.perf_counter() - started
                 if ran > 0.001 and self._readers_waiting:  # heavy reads back to back: share the interpreter
                     time.sleep(ran)
+
+    def _fresh_reader(self) -> None:
+        """A new read engine from the store (read lock held): revm keeps every code it was ever
+        given, so overridden code would otherwise pile up for good."""
+        with self._unread_lock:
+            reader = RevmEngine(self.genesis.chain_id, self.genesis.base_fee, self.genesis.block_gas_limit)
+            reader.load(self.store.load_state())
+            self._reader, self._unread, self._reader_at, self._override_code = reader, StateDiff(), -1, 0
 
     def _read(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
         """``fn`` on the reader, brought up to the head first (read lock held)."""
@@ -777,7 +790,7 @@ class Node:
             head, unread, self._unread = self.head, self._unread, StateDiff()
         if unread.accounts or unread.storage or unread.code:
             self._reader.load(unread)
-        if number is None or number >= head.number:
+        if number is None or number >= head.number:  # explicit numbers: the head at the time they were read
             if self._reader_at != head.number:
                 self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
                 self._reader_at = head.number

@@ -22,6 +22,7 @@ methods answer only when the handler was made with ``dev=True`` (``qkdchain node
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -67,7 +68,9 @@ MAX_DEPTH = 32  # JSON nesting; the deepest valid request (a batched eth_call wi
 MAX_BLOCK = 2**63 - 1  # block numbers past this name no block (SQLite integers are 64-bit signed)
 _QUANTITY = re.compile(r"0x(?:0|[1-9a-fA-F][0-9a-fA-F]{0,63})", re.ASCII)
 _SLOT = re.compile(r"0x[0-9a-fA-F]{1,64}", re.ASCII)  # a storage key: a quantity or 32 padded bytes
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# a string runs to its closing quote, or to the end of the body if it never closes: possessive, so
+# no quote is ever scanned from twice (a body of unterminated strings stays linear, not quadratic)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
 _OPEN_CLOSE = bytes.maketrans(b"[]{}", b"()()")
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 EMPTY_UNCLES = keccak(rlp.encode([]))
@@ -234,7 +237,7 @@ class RpcHandler:
         """Submit a batch's raw transactions in one go, so their signatures are recovered on all cores."""
         found: list[tuple[int, bytes]] = []
         for request in batch:
-            if isinstance(request, dict) and request.get("method") == "eth_sendRawTransaction":
+            if _well_formed(request) and request.get("method") == "eth_sendRawTransaction":
                 params = request.get("params")
                 if isinstance(params, list) and len(params) == 1:
                     try:
@@ -323,8 +326,8 @@ class RpcHandler:
         head = self.node.head.number
         if number is None or number > head:
             raise RpcError(-32000, "header not found")
-        if number == head:
-            return None
+        if tag is None or tag in ("latest", "pending", "safe", "finalized"):
+            return None  # whatever the head is when the read runs
         try:
             self.node.check_kept(number)
         except StateNotKept as exc:
@@ -381,8 +384,8 @@ class RpcHandler:
             "gasUsedRatio": [b.header.gas_used / b.header.gas_limit if b else 0.0 for b in blocks],
         }
         if percentiles is not None:
-            if not isinstance(percentiles, list):
-                raise _invalid("rewardPercentiles must be an array")
+            if not isinstance(percentiles, list) or not _percentiles_ok(percentiles):
+                raise _invalid("rewardPercentiles: at most 100 numbers from 0 to 100, increasing")
             result["reward"] = [[_q(PRIORITY_FEE)] * len(percentiles) for _ in blocks]
         return result
 
@@ -494,7 +497,17 @@ class RpcHandler:
 
     # -- tracing --
 
+    def _debug_only(self, name: str) -> None:
+        if not self.dev:
+            raise RpcError(
+                -32601,
+                f"{name} replays execution step by step, which is costly, so it answers only on a node started with"
+                " --dev (as geth needs the debug API enabled)",
+                {"error": "DebugMethodDisabled"},
+            )
+
     def rpc_debug_traceTransaction(self, params: Any) -> dict[str, Any]:
+        self._debug_only("debug_traceTransaction")
         tx_hash, options = _params(params, 1, 2)
         tracer = _tracer(options)
         stored = self.node.store.transaction(_hash(tx_hash))
@@ -522,6 +535,7 @@ class RpcHandler:
         return self._shaped(tracer, steps, result, tx.sender, tx.to, tx.value, tx.gas, tx.data)
 
     def rpc_debug_traceCall(self, params: Any) -> dict[str, Any]:
+        self._debug_only("debug_traceCall")
         call, tag, options = _params(params, 1, 3)
         tracer = _tracer(options)
         c, at = self._call(call), self._state_block(tag)
@@ -554,10 +568,12 @@ class RpcHandler:
             raise RpcError(-32000, f"trace too large: {exc}") from exc
 
     def rpc_debug_traceBlockByNumber(self, params: Any) -> list[dict[str, Any]]:
+        self._debug_only("debug_traceBlockByNumber")
         tag, options = _params(params, 1, 2)
         return self._trace_block(self._block_by_tag(tag), _tracer(options))
 
     def rpc_debug_traceBlockByHash(self, params: Any) -> list[dict[str, Any]]:
+        self._debug_only("debug_traceBlockByHash")
         block_hash, options = _params(params, 1, 2)
         return self._trace_block(self._block_by_hash(block_hash), _tracer(options))
 
@@ -945,6 +961,20 @@ class RpcHandler:
         return "0x0"
 
 
+def _percentiles_ok(values: list[Any]) -> bool:
+    """At most 100 numbers from 0 to 100, increasing (as geth checks them)."""
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100 for x in values)
+    return len(values) <= 100 and numbers and all(a <= b for a, b in itertools.pairwise(values))
+
+
+def _well_formed(request: Any) -> bool:
+    """What :meth:`RpcHandler._one` checks before it runs a request."""
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
+        return False
+    request_id = request.get("id")
+    return (request_id is None or isinstance(request_id, str | int)) and not isinstance(request_id, bool)
+
+
 def _tracer(options: Any) -> str | None:
     """The tracer asked for: geth's default struct logger (``None``) or ``callTracer``."""
     if options is None:
@@ -979,6 +1009,7 @@ def _no_overrides(overrides: Any) -> None:
 
 
 MAX_OVERRIDDEN_SLOTS = 10_000
+MAX_OVERRIDE_CODE = 24_576
 
 
 def _state_overrides(value: Any) -> dict[str, AccountOverride] | None:
@@ -1010,6 +1041,10 @@ def _state_overrides(value: Any) -> dict[str, AccountOverride] | None:
             storage[name] = {int.from_bytes(_hash(k, "slot"), "big"): int.from_bytes(_hash(v, "slot value"), "big")
                              for k, v in given.items()}  # fmt: skip
         nonce = fields.get("nonce")
+        if nonce is not None and _quantity(nonce, "nonce") >= 2**64:
+            raise _invalid("nonce must be below 2**64")
+        if fields.get("code") is not None and len(_hex_bytes(fields["code"], "code")) > MAX_OVERRIDE_CODE:
+            raise _invalid(f"override code is at most {MAX_OVERRIDE_CODE} bytes (EIP-170)")
         found[_address(address)] = AccountOverride(
             balance=_quantity(fields["balance"], "balance") if fields.get("balance") is not None else None,
             nonce=_quantity(nonce, "nonce") if nonce is not None else None,

@@ -20,6 +20,7 @@ steps:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from eth_abi.abi import decode
 from node.client.revert import ERROR_STRING_SELECTOR
 from node.engine.base import ExecutionReceipt
 
-MAX_TRACE_BYTES = 256 * 1024 * 1024  # beyond this a step trace is refused (use the callTracer)
+MAX_TRACE_BYTES = 64 * 1024 * 1024  # beyond this a step trace is refused (use the callTracer)
 MAX_STEPS = 200_000
 _CALLS = {0xF1: "CALL", 0xF2: "CALLCODE", 0xF4: "DELEGATECALL", 0xFA: "STATICCALL", 0xF0: "CREATE", 0xF5: "CREATE2"}
 _capture = threading.Lock()
@@ -41,17 +42,18 @@ class TraceTooLarge(Exception):
 
 
 class _Collector:
-    """A ``sys.stdout`` stand-in that keeps what is written, up to a bound."""
+    """A ``sys.stdout`` stand-in that keeps what is written, up to a bound (one growing buffer:
+    pyrevm writes each step in many tiny pieces)."""
 
     def __init__(self, limit: int) -> None:
-        self.parts: list[str] = []
+        self.buffer = io.StringIO()
         self.size = 0
         self.limit = limit
 
     def write(self, text: str) -> int:
         self.size += len(text)
         if self.size <= self.limit:
-            self.parts.append(text)
+            self.buffer.write(text)
         return len(text)
 
     def flush(self) -> None:
@@ -75,7 +77,7 @@ def eip3155(evm: Any) -> Iterator[list[dict[str, Any]]]:
             evm.tracing = False
     if collector.size > MAX_TRACE_BYTES:
         raise TraceTooLarge(f"the trace passed {MAX_TRACE_BYTES} bytes")
-    lines = [json.loads(line) for line in "".join(collector.parts).splitlines() if line.startswith('{"pc"')]
+    lines = [json.loads(line) for line in collector.buffer.getvalue().splitlines() if line.startswith('{"pc"')]
     shift = min((step["depth"] for step in lines), default=1) - 1
     for step in lines:
         step["depth"] -= shift

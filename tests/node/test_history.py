@@ -118,6 +118,12 @@ def test_eth_call_state_overrides_hold_for_the_call_only(chain: tuple[Node, RpcS
     body = {"jsonrpc": "2.0", "id": 1, "method": "eth_call",
             "params": [admin, "latest", {registry: {"state": {}, "stateDiff": {}}}]}  # fmt: skip
     assert requests.post(server.url, json=body, timeout=30).json()["error"]["code"] == -32602
+    # an override that fails halfway leaves nothing behind
+    bad = {somewhere: {"balance": "0x1234", "code": own_balance}, registry: {"nonce": hex(2**64)}}
+    body["params"] = [{"to": somewhere}, "latest", bad]
+    assert requests.post(server.url, json=body, timeout=30).json()["error"]["code"] == -32602
+    assert rpc(server, "eth_getBalance", somewhere, "latest") == "0x0"
+    assert rpc(server, "eth_call", {"to": somewhere}, "latest") == "0x"
 
 
 def test_create_access_list_lists_what_a_call_touches(chain: tuple[Node, RpcServer, list[bytes]]) -> None:

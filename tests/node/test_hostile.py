@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from node.launcher import NodeProcess
-from tests.node.conftest import VALIDATOR_KEY, key_of, make_genesis
+from tests.node.conftest import VALIDATOR_KEY, address_of, key_of, make_genesis, tx
 
 NORMAL_TIMEOUT_S = 10.0  # the normal client's patience during every attack
 
@@ -91,6 +91,32 @@ def test_the_node_runs_with_python_s_default_recursion_limit(node: Running) -> N
     assert answer["error"]["code"] == -32700 and "nested deeper" in answer["error"]["message"]
     assert node.process.poll() is None
     assert node.rpc("eth_chainId")["result"] == hex(4242)
+
+
+def test_unterminated_strings_cost_linear_time(node: Running) -> None:
+    """A body of escaped quotes once made the depth check quadratic (48 KB held the GIL 15 s)."""
+    for body in (b'"\\' * 24_000, b'{"a":"' + b'\\"' * 200_000):
+        answer = json.loads(raw_exchange(node, post(body)).partition(b"\r\n\r\n")[2])
+        assert answer["error"]["code"] == -32700
+        assert node.rpc("eth_chainId", timeout=2.0)["result"] == hex(4242)
+
+
+def test_costly_and_unbounded_requests_are_refused(node: Running) -> None:
+    before = node.state()
+    answer = node.rpc("eth_feeHistory", ["0x400", "latest", [0] * 101])
+    assert answer["error"]["code"] == -32602
+    assert node.rpc("eth_feeHistory", ["0x4", "latest", [50, 10]])["error"]["code"] == -32602
+    for method, params in (("debug_traceCall", [{"data": "0x5b600056"}, "latest"]),
+                           ("debug_traceTransaction", ["0x" + "00" * 32])):  # fmt: skip
+        answer = node.rpc(method, params)
+        assert answer["error"]["data"] == {"error": "DebugMethodDisabled"}, answer
+    # a batch whose requests are invalid runs none of them
+    raw = "0x" + tx(key_of("ta"), 0, "0x" + "42" * 20, b"", 21_000, value=1).hex()
+    batch = [{"jsonrpc": "1.0", "id": i, "method": "eth_sendRawTransaction", "params": [raw]} for i in range(2)]
+    answers = requests.post(node.url, json=batch, timeout=10).json()
+    assert [a["error"]["code"] for a in answers] == [-32600, -32600]
+    assert node.rpc("eth_getTransactionCount", [address_of(key_of("ta")), "pending"])["result"] == "0x0"
+    assert node.state() == before
 
 
 def test_huge_bodies_are_refused_before_they_are_read(node: Running) -> None:
