@@ -1104,32 +1104,21 @@ def _transaction_json(raw: bytes, sender: str, stored: StoredTransaction | None)
         "transactionIndex": _q(stored.index) if stored else None,
         "from": sender,
     }
-    if raw[0] == 1:
-        chain_id, nonce, price, gas, to, value, data, access, y, r, s = rlp.decode(raw[1:])
+    if raw[0] in (1, 2):  # EIP-2930 and EIP-1559: the same fields but for the fees
+        fields = rlp.decode(raw[1:])
+        chain_id, nonce = fields[:2]
+        if raw[0] == 1:
+            fees = {"gasPrice": _q(_int(fields[2]))}
+        else:
+            tip, max_fee = _int(fields[2]), _int(fields[3])
+            price = stored.effective_gas_price if stored else max_fee
+            fees = {"maxPriorityFeePerGas": _q(tip), "maxFeePerGas": _q(max_fee), "gasPrice": _q(price)}
+        gas, to, value, data, access, y, r, s = fields[-8:]
         return common | {
-            "type": "0x1",
+            "type": _q(raw[0]),
             "chainId": _q(_int(chain_id)),
             "nonce": _q(_int(nonce)),
-            "gasPrice": _q(_int(price)),
-            "gas": _q(_int(gas)),
-            "to": _h(to) if to else None,
-            "value": _q(_int(value)),
-            "input": _h(data),
-            "accessList": _raw_access_list_json(access),
-            "v": _q(_int(y)),
-            "yParity": _q(_int(y)),
-            "r": _q(_int(r)),
-            "s": _q(_int(s)),
-        }
-    if raw[0] == 2:
-        chain_id, nonce, tip, max_fee, gas, to, value, data, access, y, r, s = rlp.decode(raw[1:])
-        return common | {
-            "type": "0x2",
-            "chainId": _q(_int(chain_id)),
-            "nonce": _q(_int(nonce)),
-            "maxPriorityFeePerGas": _q(_int(tip)),
-            "maxFeePerGas": _q(_int(max_fee)),
-            "gasPrice": _q(stored.effective_gas_price if stored else _int(max_fee)),
+            **fees,
             "gas": _q(_int(gas)),
             "to": _h(to) if to else None,
             "value": _q(_int(value)),
