@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,17 +64,17 @@ def block_logs(block: Block, receipts: list[SealedReceipt]) -> list[StoredLog]:
     return found
 
 
-class Sink:
+class Sink(ABC):
     """Receives events; subclasses keep or push them."""
 
     kind: str = NEW_HEADS
     query: LogQuery | None = None
 
-    def block(self, block: Block, logs: list[StoredLog]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def block(self, block: Block, logs: list[StoredLog]) -> None: ...
 
-    def pending(self, tx_hash: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def pending(self, tx_hash: bytes) -> None: ...
 
 
 @dataclass

@@ -10,10 +10,6 @@ the operation is wrong), and every operation that passes on anvil must pass on t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,9 +18,10 @@ import pytest
 import requests
 
 from contracts import load_artifact
-from node.client.anvil import AnvilProcess, free_port
+from node.client.anvil import AnvilProcess
 from node.client.chain import DEV_FAUCET_KEY
 from node.errors import ChainUnavailable
+from node.launcher import NodeProcess
 from tests.clients._ops import (
     NODE_MODULES,
     RESULTS,
@@ -89,36 +86,10 @@ def anvil() -> Iterator[Endpoint]:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     """``qkdchain node`` as a process: a new permissioned dev chain whose admin is the dev account."""
     directory = tmp_path_factory.mktemp("node")
-    port, log = free_port(), directory / "node.log"
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "qkdchain.cli", "node", "--data-dir", str(directory / "data"),
-             "--port", str(port), "--workers", "0"],
-            env=dict(os.environ, QKDCHAIN_VALIDATOR_KEY=VALIDATOR_KEY),
-            stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the node exited with {process.returncode}: {log.read_text()[-2000:]}")
-            try:
-                chain_id = int(str(_rpc(url, "eth_chainId")), 16)
-                break
-            except (requests.RequestException, KeyError, ValueError):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the node did not answer in 60 s: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
-        # the rewritten server serves WebSocket on the HTTP port, at /
-        yield Endpoint("node", url, f"ws://127.0.0.1:{port}/", chain_id, DEV_FAUCET_KEY)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with NodeProcess(directory, ("--workers", "0"), env={"QKDCHAIN_VALIDATOR_KEY": VALIDATOR_KEY}) as process:
+        chain_id = int(str(_rpc(process.url, "eth_chainId")), 16)
+        # WebSocket is served on the HTTP port, at /
+        yield Endpoint("node", process.url, process.ws_url + "/", chain_id, DEV_FAUCET_KEY)
 
 
 @pytest.fixture(scope="module")
