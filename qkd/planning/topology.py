@@ -7,12 +7,17 @@ Data:
   the link lengths in km that the optical-networking literature most commonly publishes
   for the 14-node, 21-link NSFNET (300 km to 4,800 km; e.g. 1-2: 2,100, 1-8: 4,800,
   13-14: 300), the same set RWA studies and simulators use.
-- **USNET** (24 nodes, 43 links). The edge list follows the usual 24-node, 43-link US
-  backbone figure (it contains the seed's Fig. 5 route 1-6-9-12-16-22-23). We found no
-  published km table we could check, so we place each node at a US city consistent with
-  the drawing and take the great-circle distance times 1.2 (a typical fibre route
-  factor). Absolute USNET costs are therefore illustrative; the comparisons (SP vs EV
-  vs WS, cooperation vs stand-alone) do not depend on the exact km.
+- **USNET** (24 nodes, 43 links, 300 km to 2,600 km). The link lengths in km published with
+  Xiong, Shi, Yang, Lv and Rouskas, "Lightpath Management in SDN-Based Elastic Optical
+  Networks With Power Consumption Considerations", J. Lightwave Technol. 36(9):1650-1660,
+  2018 (doi:10.1109/JLT.2017.2785410), as shipped in the topology file
+  ``topology/usnet.txt`` of github.com/ljxljx020406/mat4nbd (0-based nodes, lengths in m,
+  headed with that paper's title); we number the nodes from 1. Three other files of the
+  same 43-link graph agree with it link for link on 40 links, and every length here is the
+  majority value: ``usnet.txt`` of Limer98/AGGroomingMixedGrid (3-5: 1,000 km),
+  ``data/raw/us_network.txt`` of SDNNetSim/SDON_simulator (2-3: 1,100 km; 7-8: 900 one
+  way, 1,150 the other) and the matrix ``USNET.txt`` of Z-mingyu/SDON (3-5: 960; 16-22 and
+  17-18: 600). The graph contains the seed's Fig. 5 route 1-6-9-12-16-22-23.
 
 Links are undirected (a QKD link carries keys both ways); a link's key is the sorted node
 pair. Routes come from Yen's algorithm over Dijkstra on km.
@@ -181,43 +186,19 @@ NSFNET = _numbered(
     ],
 )  # fmt: skip
 
-# USNET node -> (city, latitude, longitude); our placement, see the module docstring
-USNET_CITIES: dict[int, tuple[str, float, float]] = {
-    1: ("Seattle", 47.61, -122.33), 2: ("San Francisco", 37.77, -122.42), 3: ("Los Angeles", 34.05, -118.24),
-    4: ("Phoenix", 33.45, -112.07), 5: ("El Paso", 31.76, -106.49), 6: ("Salt Lake City", 40.76, -111.89),
-    7: ("Albuquerque", 35.08, -106.65), 8: ("San Antonio", 29.42, -98.49), 9: ("Denver", 39.74, -104.99),
-    10: ("Dallas", 32.78, -96.80), 11: ("Omaha", 41.26, -95.93), 12: ("Kansas City", 39.10, -94.58),
-    13: ("Memphis", 35.15, -90.05), 14: ("Houston", 29.76, -95.37), 15: ("Chicago", 41.88, -87.63),
-    16: ("St. Louis", 38.63, -90.20), 17: ("Atlanta", 33.75, -84.39), 18: ("New Orleans", 29.95, -90.07),
-    19: ("Minneapolis", 44.98, -93.27), 20: ("Detroit", 42.33, -83.05), 21: ("New York", 40.71, -74.01),
-    22: ("Washington", 38.91, -77.04), 23: ("Raleigh", 35.78, -78.64), 24: ("Miami", 25.76, -80.19),
-}  # fmt: skip
-
-USNET_EDGES: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 6), (2, 3), (2, 6), (3, 4), (3, 7), (4, 5), (4, 7), (5, 8), (6, 7), (6, 9), (6, 11),
-    (7, 8), (7, 9), (8, 10), (9, 10), (9, 11), (9, 12), (10, 13), (10, 14), (11, 12), (11, 15), (11, 19),
-    (12, 13), (12, 15), (12, 16), (13, 14), (13, 17), (14, 18), (15, 16), (15, 20), (16, 17), (16, 21),
-    (16, 22), (17, 18), (17, 22), (17, 23), (18, 24), (19, 20), (20, 21), (21, 22), (22, 23), (23, 24),
-)  # fmt: skip
-
-ROUTE_FACTOR = 1.2  # fibre runs longer than the great circle
-
-
-def _great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0 * math.asin(math.sqrt(h))
-
-
 USNET = _numbered(
     "usnet",
     24,
     [
-        (a, b, round(ROUTE_FACTOR * _great_circle_km(*USNET_CITIES[a][1:], *USNET_CITIES[b][1:])))
-        for a, b in USNET_EDGES
+        (1, 2, 800), (1, 6, 1000), (2, 3, 1000), (2, 6, 950), (3, 4, 250), (3, 5, 800), (3, 7, 1000),
+        (4, 5, 800), (4, 7, 850), (5, 8, 1200), (6, 7, 1000), (6, 9, 1200), (6, 11, 1900), (7, 8, 1150),
+        (7, 9, 1000), (8, 10, 900), (9, 10, 1000), (9, 11, 1400), (9, 12, 1000), (10, 13, 950),
+        (10, 14, 850), (11, 12, 900), (11, 15, 1300), (11, 19, 2600), (12, 13, 900), (12, 16, 1000),
+        (13, 14, 650), (13, 17, 1100), (14, 18, 1200), (15, 16, 600), (15, 20, 1300), (16, 17, 1000),
+        (16, 21, 1000), (16, 22, 800), (17, 18, 800), (17, 22, 850), (17, 23, 1000), (18, 24, 900),
+        (19, 20, 1200), (20, 21, 700), (21, 22, 300), (22, 23, 600), (23, 24, 900),
     ],
-)
+)  # fmt: skip
 
 BUILTIN: dict[str, Topology] = {"nsfnet": NSFNET, "usnet": USNET}
 

@@ -20,7 +20,19 @@ def test_builtin_sizes() -> None:
 
 def test_seed_fig5_route_exists_in_usnet() -> None:
     path = ("1", "6", "9", "12", "16", "22", "23")
-    assert USNET.path_km(path) > 0  # every hop is a link (KeyError otherwise)
+    assert USNET.path_km(path) == 1000 + 1200 + 1000 + 1000 + 800 + 600  # KeyError if a hop is missing
+
+
+def test_usnet_is_the_published_table() -> None:
+    # spot values of Xiong et al., JLT 36(9) 2018 (see the module docstring), the links where the
+    # files we compared disagree, and the totals
+    km = {tuple(sorted((int(link.a), int(link.b)))): link.km for link in USNET.links}
+    assert (km[(1, 2)], km[(3, 4)], km[(6, 11)], km[(11, 19)], km[(21, 22)]) == (800, 250, 1900, 2600, 300)
+    assert (km[(2, 3)], km[(3, 5)], km[(7, 8)], km[(16, 22)], km[(17, 18)]) == (1000, 800, 1150, 800, 800)
+    assert (12, 15) not in km  # absent from the published graph (our former estimate had it)
+    assert sum(km.values()) == 42_600
+    degrees = sorted(sum(n in pair for pair in km) for n in range(1, 25))
+    assert degrees == [2] * 3 + [3] * 10 + [4] * 5 + [5] * 6
 
 
 def test_k_shortest_paths_hand_checked() -> None:
