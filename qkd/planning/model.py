@@ -118,7 +118,8 @@ class Scenarios:
 @dataclass(frozen=True)
 class Network:
     """The whole planning game. :class:`UnknownNode` for a request off the topology,
-    :class:`InvalidModel` for duplicate names or bad limits."""
+    :class:`InvalidModel` for duplicate names, no request at all or bad limits. A provider may
+    have no requests of its own: it then brings only pool capacity to a coalition."""
 
     topology: Topology
     providers: tuple[Provider, ...]
@@ -133,6 +134,8 @@ class Network:
         if not names or len(set(names)) != len(names):
             raise InvalidModel("need at least one provider and unique provider names")
         requests = self.requests
+        if not requests:
+            raise InvalidModel("no provider has a request: there is no demand to plan for")
         if len({r.name for r in requests}) != len(requests):
             raise InvalidModel("request names must be unique")
         for r in requests:

@@ -203,10 +203,14 @@ def precheck(problem: Problem) -> None:
 def solve(problem: Problem, fixed: FirstStage | None = None, time_limit_s: float = 600.0) -> Solution:
     """Solve the deterministic equivalent; with ``fixed``, only the second stage (evaluation).
 
-    Raises :class:`InfeasiblePlan` when no plan fits W_max (or the fixed first stage does not),
-    :class:`SolverFailed` when HiGHS stops for another reason.
+    A coalition without requests costs 0 (no MILP is built). Raises :class:`InfeasiblePlan`
+    when no plan fits W_max (or the fixed first stage does not), :class:`SolverFailed` when
+    HiGHS stops for another reason.
     """
     t0 = time.perf_counter()
+    if not problem.requests:  # providers that bring capacity but no demand: nothing to buy
+        nothing = FirstStage({}, {}, {})
+        return Solution(0.0, 0.0, 0.0, 0.0, nothing, 0.0, 0.0, MilpSize(0, 0, 0, 0), 0.0, time.perf_counter() - t0)
     if fixed is None:
         precheck(problem)
     net = problem.network

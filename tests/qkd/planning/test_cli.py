@@ -72,6 +72,7 @@ def _providers_file(tmp_path: Path, destination: str, rate: float) -> Path:
         ("unknown-node", "UnknownNode"),
         ("malformed-topology", "MalformedFile"),
         ("beyond-w-max", "InfeasiblePlan"),
+        ("no-requests", "InvalidModel"),
     ],
 )
 def test_named_errors_exit_2_without_traceback(tmp_path: Path, case: str, error: str) -> None:
@@ -86,6 +87,10 @@ def test_named_errors_exit_2_without_traceback(tmp_path: Path, case: str, error:
     elif case == "malformed-topology":
         (tmp_path / "t.json").write_text("[1, 2")
         args += ["--topology", str(tmp_path / "t.json")]
+    elif case == "no-requests":
+        (tmp_path / "p.json").write_text(json.dumps([{"name": "idle", "qkd_wavelengths": 10, "km_wavelengths": 40,
+                                                      "requests": []}]))  # fmt: skip
+        args += ["--providers", str(tmp_path / "p.json")]
     else:
         args += ["--providers", str(_providers_file(tmp_path, "14", 1e12))]
     code, stdout, stderr = run(*args)

@@ -73,6 +73,46 @@ def test_additive_game_pays_each_its_own(weights: list[float]) -> None:
         assert values[p] == pytest.approx(w[p], abs=1e-6)
 
 
+@settings(max_examples=40, deadline=None)
+@given(games(4), games(4))
+def test_linearity(
+    first: tuple[list[str], dict[frozenset[str], float]], second: tuple[list[str], dict[frozenset[str], float]]
+) -> None:
+    players, v = first
+    _, w = second
+    both = exact_shapley(players, as_game({s: v[s] + w[s] for s in v}))
+    apart_v, apart_w = exact_shapley(players, as_game(v)), exact_shapley(players, as_game(w))
+    for p in players:
+        assert both[p] == pytest.approx(apart_v[p] + apart_w[p], abs=1e-6)
+
+
+@st.composite
+def concave_games(draw: st.DrawFn) -> tuple[dict[str, float], list[tuple[float, float]]]:
+    """``v(S) = Σ_k a_k · min(w(S), c_k)``: a concave function of an additive size, so submodular."""
+    weights = {p: draw(st.floats(min_value=0, max_value=100)) for p in PLAYERS}
+    caps = draw(st.lists(st.tuples(st.floats(min_value=0, max_value=10), st.floats(min_value=0, max_value=400)),
+                         min_size=1, max_size=4))  # fmt: skip
+    return weights, caps
+
+
+@settings(max_examples=60, deadline=None)
+@given(concave_games())
+def test_submodular_cost_games_are_shared_in_the_core(game: tuple[dict[str, float], list[tuple[float, float]]]) -> None:
+    # Shapley (1971): in a concave (submodular) cost game the Shapley value lies in the core, so
+    # every provider pays at most its stand-alone cost and no sub-coalition is overcharged
+    weights, caps = game
+    v = memoised(lambda s: sum(a * min(sum(weights[p] for p in s), c) for a, c in caps))
+    values = exact_shapley(PLAYERS, v)
+    report = check_axioms(PLAYERS, v, values)
+    assert report.in_core and all(report.individually_rational.values())
+    # and the check is not vacuous: overcharging one player beyond its stand-alone cost is caught
+    worst = max(PLAYERS, key=lambda p: v(frozenset({p})) - values[p])
+    slack = v(frozenset({worst})) - values[worst]
+    other = next(p for p in PLAYERS if p != worst)
+    bumped = dict(values, **{worst: values[worst] + slack + 1.0, other: values[other] - slack - 1.0})
+    assert not check_axioms(PLAYERS, v, bumped).individually_rational[worst]
+
+
 def test_concave_cost_game_is_in_the_core() -> None:
     size = {"p1": 1.0, "p2": 2.0, "p3": 3.0, "p4": 5.0}
     v = memoised(lambda s: math.sqrt(sum(size[p] for p in s)))  # submodular: sharing pays

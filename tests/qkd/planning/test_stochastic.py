@@ -11,6 +11,7 @@ import pytest
 from qkd.planning.bounds import bounds
 from qkd.planning.errors import InfeasiblePlan, InvalidModel, MalformedFile, SolverFailed, UnknownNode
 from qkd.planning.model import Network, Provider, Request, load_providers
+from qkd.planning.shapley import exact_shapley, memoised
 from qkd.planning.stochastic import Problem, problem_for, scenario_costs, solve
 from qkd.planning.topology import Link, Topology
 
@@ -43,6 +44,21 @@ def test_pool_capacity_forces_on_demand_by_hand() -> None:
     assert sol.first_stage.reserved_qkd[("a", "b")] == 6
     assert sol.cost == pytest.approx(6 * 3700 + 3 * 7400 + 3 * 5600)
     assert sol.on_demand_cost == pytest.approx(3 * 7400)
+
+
+def test_provider_without_requests_brings_only_capacity_by_hand() -> None:
+    owner = Provider("owner", 6, 10, (Request("owner/ab", "owner", "a", "b", 0.0, 1e9),))
+    lender = Provider("lender", 30, 10, ())
+    net = Network(LINE, (owner, lender))
+    k = net.physics.link_rate_bps(100.0)
+    rates = fixed_scenarios([[2.5 * k]])  # 9 QKD and 3 KM wavelengths
+    v = memoised(lambda c: solve(problem_for(net, c, rates)).cost)
+    assert v(frozenset({"lender"})) == 0  # no demand, nothing bought, no MILP
+    assert v(frozenset({"owner"})) == pytest.approx(6 * 3700 + 3 * 7400 + 3 * 5600)  # as in the test above
+    assert v(frozenset({"owner", "lender"})) == pytest.approx(9 * 3700 + 3 * 5600)  # the pool covers all 9
+    shares = exact_shapley(["owner", "lender"], v)
+    assert shares["lender"] == pytest.approx((9 * 3700 - 6 * 3700 - 3 * 7400) / 2)  # paid for its capacity
+    assert sum(shares.values()) == pytest.approx(v(frozenset({"owner", "lender"})))
 
 
 def test_newsvendor_by_hand() -> None:
@@ -149,6 +165,8 @@ def test_requests_together_beyond_w_max_is_infeasible() -> None:
 def test_unknown_node_and_bad_coalition() -> None:
     with pytest.raises(UnknownNode):
         Network(LINE, (Provider("p", 1, 1, (Request("r", "p", "a", "zz", 0.0, 1.0),)),))
+    with pytest.raises(InvalidModel):  # no demand anywhere
+        Network(LINE, (Provider("p", 1, 1, ()),))
     net = tiny_network()
     with pytest.raises(InvalidModel):
         problem_for(net, frozenset({"nobody"}), net.sample(1, 0))
