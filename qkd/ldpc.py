@@ -207,11 +207,33 @@ class Decoded:
     messages: list[np.ndarray]  # check-to-variable messages per block, to start a retry from
 
 
+def _phi_table(shift: int) -> np.ndarray:
+    """``phi`` on every float32 bit pattern ``>= 0`` with its last ``shift`` bits
+    dropped: entry ``i`` is ``phi`` at the middle of the values whose pattern starts
+    with ``i``, a bin of relative width ``2**(shift - 23)``."""
+    lo = (np.arange(1 << (31 - shift), dtype=np.int64) << shift).astype(np.int32).view(np.float32)
+    with np.errstate(invalid="ignore"):  # the patterns of nan, never looked up
+        mid = lo.astype(np.float64) * (1 + 2.0 ** (shift - 24))
+    x = np.clip(np.nan_to_num(mid, nan=LLR_CLIP), 1e-7, LLR_CLIP)
+    e = np.exp(-x)
+    table: np.ndarray = np.log1p(e) - np.log1p(-e)
+    out: np.ndarray = np.minimum(table, 2 * LLR_CLIP).astype(np.float32)
+    return out
+
+
+# phi(x) = -ln tanh(x/2), its own inverse: the check-node update in magnitudes. Looked
+# up by the high bits of the float32 (sign, exponent, 9 bits of mantissa): relative
+# error of the argument under 0.1 %, so an absolute error of phi under 0.001 where it
+# matters (phi'(x) = -1/sinh(x), |x phi'(x)| <= 1). Two integer operations and one
+# gather per edge, where exp and log cost four times as much.
+_PHI_SHIFT = 14
+_PHI = _phi_table(_PHI_SHIFT)
+_SIGN = np.int32(-(1 << 31))
+
+
 def _phi(x: np.ndarray) -> np.ndarray:
-    """``phi(x) = -ln tanh(x/2)``, its own inverse: the check-node update in magnitudes."""
-    # exp and log are vectorised for float32 where expm1/log1p are not (4x faster).
-    e = np.exp(-np.clip(x, np.float32(1e-6), np.float32(LLR_CLIP)))
-    out: np.ndarray = np.log((1 + e) / (1 - e))
+    """``phi`` of a float32 array ``>= 0`` (by :data:`_PHI`)."""
+    out: np.ndarray = _PHI.take(np.right_shift(x.view(np.int32), _PHI_SHIFT))
     return out
 
 
@@ -261,6 +283,21 @@ def stage_syndrome(mother_syndrome: np.ndarray, merged: int) -> np.ndarray:
     return np.concatenate([pairs, mother_syndrome[2 * merged :]]).astype(np.uint8)
 
 
+class _Group:
+    """One layer of a block's checks, held transposed, ``(d_c, checks)``, so that the
+    sums and parities over a check run along the first axis: one vector operation per
+    position in the row. ``old`` is its check-to-variable messages, ``sign`` its
+    syndrome bits as float32 sign bits."""
+
+    def __init__(self, block: np.ndarray, lo: int, hi: int, syndrome: np.ndarray, checks: np.ndarray) -> None:
+        self.block, self.lo, self.hi = block, lo, hi
+        self.checks = np.ascontiguousarray(checks.T)
+        self.flat = self.checks.ravel()
+        self.syndrome = syndrome.astype(bool)
+        self.sign = self.syndrome.astype(np.int32) << 31
+        self.old = block[lo:hi].T.copy()
+
+
 def decode(
     codes: Sequence[LdpcCode],
     syndromes: Sequence[np.ndarray],
@@ -286,40 +323,51 @@ def decode(
     to begin from (a retry keeps those of the checks it had before; any start is a
     valid belief-propagation state, only the schedule differs)."""
     n = codes[0].n
-    total = np.append(np.clip(llr, -LLR_CLIP, LLR_CLIP), LLR_CLIP).astype(np.float64)  # [n]: the padding
+    total = np.append(np.clip(llr, -LLR_CLIP, LLR_CLIP), LLR_CLIP).astype(np.float32)  # [n]: the padding
     messages = []
     for b, code in enumerate(codes):
         given = start[b] if b < len(start) else None
         msg = np.zeros(code.checks.shape, np.float32) if given is None else given.astype(np.float32).copy()
-        total += np.bincount(code.checks.ravel(), weights=msg.ravel(), minlength=n + 1)
+        np.add.at(total, code.checks.ravel(), msg.ravel())
         messages.append(msg)
     total[n] = LLR_CLIP
-    groups = []
-    for code, syndrome, msg in zip(codes, syndromes, messages, strict=True):
-        bounds = np.linspace(0, code.m, min(layers, code.m) + 1).astype(int)
-        for lo, hi in itertools.pairwise(bounds):
-            if hi > lo:
-                checks = code.checks[lo:hi]
-                groups.append((checks, checks.ravel(), syndrome[lo:hi].astype(bool)[:, None], msg[lo:hi]))
-    hard = (total[:n] < 0).astype(np.uint8)
+    groups = [
+        _Group(msg, lo, hi, syndrome[lo:hi], code.checks[lo:hi])
+        for code, syndrome, msg in zip(codes, syndromes, messages, strict=True)
+        for lo, hi in itertools.pairwise(np.linspace(0, code.m, min(layers, code.m) + 1).astype(int))
+        if hi > lo
+    ]
     best, since = 1 << 62, 0
     for it in range(1, max_iterations + 1):
-        for checks, flat, syn, old in groups:
-            v = (total[checks] - old).astype(np.float32)
-            neg = v < 0
-            phi = _phi(np.abs(v))
-            mag = _phi(phi.sum(axis=1, keepdims=True) - phi)
-            flip = np.logical_xor.reduce(neg, axis=1, keepdims=True) ^ syn ^ neg
-            msg = np.where(flip, -mag, mag)
-            total += np.bincount(flat, weights=(msg - old).ravel(), minlength=n + 1)
+        for g in groups:
+            v = total.take(g.checks)
+            v -= g.old
+            bits = v.view(np.int32)
+            sign = bits & _SIGN  # signs as the float32 sign bit, so that parities are xors
+            phi = _phi((bits ^ sign).view(np.float32))
+            rest = phi.sum(axis=0) - phi
+            np.abs(rest, out=rest)  # float32 cancellation may leave -0.0 or a little less
+            sign ^= np.bitwise_xor.reduce(sign, axis=0) ^ g.sign
+            msg = (_phi(rest).view(np.int32) ^ sign).view(np.float32)
+            g.old -= msg
+            np.subtract.at(total, g.flat, g.old.ravel())
             total[n] = LLR_CLIP
-            old[...] = msg  # a view into the block's messages
-        word = (total < 0).astype(np.uint8)
-        hard = word[:n]
-        unsatisfied = sum(int(np.count_nonzero(c.syndrome(word) != s)) for c, s in zip(codes, syndromes, strict=True))
+            g.old[...] = msg
+        word = np.signbit(total).view(np.int8)
+        unsatisfied = sum(
+            int(np.count_nonzero(np.bitwise_xor.reduce(word.take(g.checks), axis=0) != g.syndrome)) for g in groups
+        )
         if unsatisfied == 0:
-            return Decoded(hard, True, it, messages)
+            return _decoded(total, groups, True, it, messages)
         best, since = (unsatisfied, 0) if unsatisfied < best else (best, since + 1)
         if since >= stall:
-            return Decoded(hard, False, it, messages)
-    return Decoded(hard, False, max_iterations, messages)
+            return _decoded(total, groups, False, it, messages)
+    return _decoded(total, groups, False, max_iterations, messages)
+
+
+def _decoded(
+    total: np.ndarray, groups: list[_Group], converged: bool, iterations: int, messages: list[np.ndarray]
+) -> Decoded:
+    for g in groups:  # back to each block's (checks, d_c) layout
+        g.block[g.lo : g.hi] = g.old.T
+    return Decoded((total[:-1] < 0).astype(np.uint8), converged, iterations, messages)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from qkd.classical import Reply, Request, RevealRequest, SiftRequest, SyndromeReply
 from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
-from qkd.ldpc import ENSEMBLES, channel_llr, decode, make_code, stage, stage_syndrome
+from qkd.ldpc import ENSEMBLES, _phi, channel_llr, decode, make_code, stage, stage_syndrome
 from qkd.reconciliation import RECONCILERS, CascadeReconciler, LdpcReconciler
 from qkd.session import AliceEndpoint
 from qkd.verification import PRIME, WORD_BITS, UniversalHash, polynomial_hash
@@ -85,6 +85,15 @@ def test_belief_propagation_decodes_below_threshold(q: float) -> None:
     code = make_code(8_000, int(1.5 * binary_entropy(q) * 8_000), 1)
     out = decode([code], [code.syndrome(a)], channel_llr(b, q))
     assert out.converged and np.array_equal(out.bits, a)
+
+
+def test_phi_by_table_is_phi_to_a_thousandth() -> None:
+    x = np.concatenate([np.geomspace(1e-5, 60.0, 20_001), [0.0]]).astype(np.float32)
+    xe = np.clip(x.astype(np.float64), 1e-7, 40.0)
+    exact = -np.log(np.tanh(xe / 2))
+    assert np.abs(_phi(x) - exact).max() < 1e-3
+    inner = x[(x > 0.05) & (x < 15)]
+    assert np.allclose(_phi(_phi(inner)), inner, rtol=5e-3)  # its own inverse
 
 
 def test_belief_propagation_gives_up_on_a_hopeless_word() -> None:
