@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,9 +41,10 @@ from eth_utils.crypto import keccak
 
 from contracts import load_artifact
 from node.admission import GWEI, Genesis, contract_address
+from node.backpressure import NodeOverloaded
 from node.client.anvil import AnvilProcess, find_anvil, free_port
 from node.client.chain import DEV_VALIDATOR_KEY, EthTesterChain, RpcChain
-from node.core import Node, address_of
+from node.core import Node, address_of, decode_chunk
 from node.metrics import Percentiles
 from node.txcodec import sign_eip1559
 
@@ -51,6 +53,7 @@ MAX_FEE = 10 * GWEI  # anvil's and eth-tester's base fees move; ours is fixed at
 COMMIT_GAS = 200_000
 TICK_S = 0.005
 MAX_CHUNK = 500  # transactions handed over at once (a JSON-RPC batch)
+OVERLOADED = -32005  # back-pressure: the client retries later
 
 Progress = Callable[[str], None]
 
@@ -148,17 +151,27 @@ def _commit_key(session: bytes, peer: str) -> bytes:
     return _call("commitKey(bytes32,address,bytes32,uint32,uint64)", session, peer, keccak(session), 1024, 3600)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One load point as a system ran it: each accepted transaction's latency (s), the time
+    from the first hand-over to the last inclusion, and how many hand-overs were refused."""
+
+    latencies: list[float]
+    elapsed: float
+    refusals: int = 0
+
+
 class System(Protocol):
     name: str
     chain_id: int
 
     def prepare(self, accounts: list[str]) -> None: ...
-    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]: ...
+    def run(self, raws: list[bytes], offered_tps: float) -> Measured: ...
     def rss_mb(self) -> float: ...
     def close(self) -> None: ...
 
 
-def _rss_of(pid: int | None = None) -> float:
+def rss_of(pid: int | None = None) -> float:
     try:
         status = Path(f"/proc/{pid or 'self'}/status").read_text()
     except OSError:
@@ -167,18 +180,42 @@ def _rss_of(pid: int | None = None) -> float:
     return int(line.split()[1]) / 1024
 
 
-def _paced(raws: list[bytes], offered_tps: float, max_chunk: int = MAX_CHUNK) -> Iterator[tuple[list[bytes], float]]:
-    """Chunks of ``raws`` at their scheduled times: (due transactions, time handed over)."""
-    start = time.perf_counter()
-    sent = 0
-    while sent < len(raws):
-        now = time.perf_counter()
-        due = min(len(raws), int((now - start) * offered_tps) + 1, sent + max_chunk)
-        if due > sent:
-            yield raws[sent:due], time.perf_counter()
-            sent = due
-        else:
-            time.sleep(min(TICK_S, (sent + 1) / offered_tps - (now - start)))
+class Offer:
+    """The client side of one load point: ``raws`` handed over at ``offered_tps`` in chunks of
+    at most ``max_chunk``. Transactions the system refuses with back-pressure (-32005) are
+    handed over again first, once the wait it asked for has passed, as a well-behaved client
+    retries; every refusal is counted. A transaction's latency runs from the hand-over that
+    the system accepted."""
+
+    def __init__(self, raws: list[bytes], offered_tps: float, max_chunk: int = MAX_CHUNK) -> None:
+        self.raws, self.offered_tps, self.max_chunk = raws, offered_tps, max_chunk
+        self.refusals = 0
+        self._again: list[bytes] = []
+        self._resume_at = 0.0
+
+    def refused(self, raws: list[bytes], retry_after_s: float) -> None:
+        """``raws`` (in their order) were refused: offer them again after ``retry_after_s``."""
+        self.refusals += len(raws)
+        self._again += raws
+        self._resume_at = time.perf_counter() + retry_after_s
+
+    def __iter__(self) -> Iterator[tuple[list[bytes], float]]:
+        """Chunks at their scheduled times: (transactions handed over, time handed over)."""
+        start = time.perf_counter()
+        sent = 0
+        while sent < len(self.raws) or self._again:
+            now = time.perf_counter()
+            if now < self._resume_at:
+                time.sleep(min(TICK_S, self._resume_at - now))
+                continue
+            again, self._again = self._again[: self.max_chunk], self._again[self.max_chunk :]
+            due = min(len(self.raws), int((now - start) * self.offered_tps) + 1, sent + self.max_chunk - len(again))
+            if again or due > sent:
+                chunk = again + self.raws[sent:due] if due > sent else again
+                sent = max(sent, due)
+                yield chunk, time.perf_counter()
+            else:
+                time.sleep(min(TICK_S, (sent + 1) / self.offered_tps - (now - start)))
 
 
 class InProcessNode:
@@ -188,7 +225,7 @@ class InProcessNode:
 
     def __init__(self, chain_id: int) -> None:
         self.chain_id = chain_id
-        self._dir = Path(tempfile.mkdtemp(prefix="qkdchain-bench-node-"))
+        self.data_dir = Path(tempfile.mkdtemp(prefix="qkdchain-bench-node-"))
         self.node: Node | None = None
 
     def prepare(self, accounts: list[str]) -> None:
@@ -199,9 +236,9 @@ class InProcessNode:
             permissioned=True,
             timestamp=int(time.time()),
         )
-        self.node = Node(self._dir, genesis, DEV_VALIDATOR_KEY)
+        self.node = Node(self.data_dir, genesis, DEV_VALIDATOR_KEY)
 
-    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+    def run(self, raws: list[bytes], offered_tps: float) -> Measured:
         node = self.node
         assert node is not None
         included: dict[bytes, float] = {}
@@ -218,23 +255,32 @@ class InProcessNode:
         node.subscribe(on_block)
         submitted: dict[bytes, float] = {}
         first = time.perf_counter()
-        for chunk, at in _paced(raws, offered_tps):
-            for result in node.submit_many(chunk):
+        offer = Offer(raws, offered_tps)
+        for chunk, at in offer:
+            refused: list[bytes] = []
+            retry_ms = 0
+            for raw, result in zip(chunk, node.submit_many(chunk), strict=True):
                 if isinstance(result, bytes):
                     submitted[result] = at
+                elif isinstance(result, NodeOverloaded):
+                    refused.append(raw)
+                    retry_ms = max(retry_ms, result.retry_after_ms)
                 else:
                     raise RuntimeError(f"benchmark transaction refused: {result}")
+            if refused:
+                offer.refused(refused, retry_ms / 1000)
         done.wait(timeout=120)
         node.unsubscribe(on_block)
         latencies = [included[h] - t for h, t in submitted.items() if h in included]
-        return latencies, max(included.values()) - first
+        return Measured(latencies, max(included.values()) - first, offer.refusals)
 
     def rss_mb(self) -> float:
-        return _rss_of()
+        return rss_of()
 
     def close(self) -> None:
         if self.node is not None:
             self.node.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class _RpcSystem:
@@ -250,7 +296,8 @@ class _RpcSystem:
             self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=120
         ).json()
 
-    def _send_batch(self, session: requests.Session, raws: list[bytes]) -> list[str]:
+    def _send_batch(self, session: requests.Session, raws: list[bytes]) -> list[str | dict[str, Any]]:
+        """Each transaction's hash, or the -32005 error object of one refused with back-pressure."""
         body = [
             {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + r.hex()]}
             for i, r in enumerate(raws)
@@ -259,15 +306,15 @@ class _RpcSystem:
         if not isinstance(answered, list):
             raise RuntimeError(f"{self.name} answered a batch with {answered}")
         answers = sorted(answered, key=lambda a: a["id"])
-        bad = [a["error"] for a in answers if "error" in a]
+        bad = [a["error"] for a in answers if "error" in a and a["error"].get("code") != OVERLOADED]
         if bad:
             raise RuntimeError(f"{self.name} refused benchmark transactions: {bad[:3]}")
-        return [a["result"] for a in answers]
+        return [a.get("result") or a["error"] for a in answers]
 
     def _block_number(self, session: requests.Session) -> int:
         return int(self._post(session, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})["result"], 16)
 
-    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+    def run(self, raws: list[bytes], offered_tps: float) -> Measured:
         session, poll_session = requests.Session(), requests.Session()
         included: dict[str, float] = {}
         stop = threading.Event()
@@ -304,9 +351,18 @@ class _RpcSystem:
         poller.start()
         submitted: dict[str, float] = {}
         first = time.perf_counter()
-        for chunk, at in _paced(raws, offered_tps, self.max_chunk):
-            for tx_hash in self._send_batch(session, chunk):
-                submitted[tx_hash] = at
+        offer = Offer(raws, offered_tps, self.max_chunk)
+        for chunk, at in offer:
+            refused: list[bytes] = []
+            retry_ms = 0
+            for raw, answer in zip(chunk, self._send_batch(session, chunk), strict=True):
+                if isinstance(answer, str):
+                    submitted[answer] = at
+                else:  # back-pressure: retry after the wait the node asks for
+                    refused.append(raw)
+                    retry_ms = max(retry_ms, int((answer.get("data") or {}).get("retryAfterMs", 50)))
+            if refused:
+                offer.refused(refused, retry_ms / 1000)
         deadline = time.monotonic() + 120  # a system that cannot keep up is reported with what it included
         while time.monotonic() < deadline:
             with lock:
@@ -316,13 +372,16 @@ class _RpcSystem:
         stop.set()
         poller.join()
         latencies = [included[h] - t for h, t in submitted.items() if h in included]
-        return latencies, max(included.values()) - first
+        return Measured(latencies, max(included.values()) - first, offer.refusals)
 
     def send_setup(self, raws: list[bytes]) -> None:
         session = requests.Session()
         hashes: list[str] = []
         for i in range(0, len(raws), 100):
-            hashes += self._send_batch(session, raws[i : i + 100])
+            for answer in self._send_batch(session, raws[i : i + 100]):
+                if not isinstance(answer, str):
+                    raise RuntimeError(f"{self.name} refused a setup transaction: {answer}")
+                hashes.append(answer)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             answer = self._post(
@@ -373,12 +432,13 @@ class NodeRpc(_RpcSystem):
         raise RuntimeError("qkdchain node did not start")
 
     def rss_mb(self) -> float:
-        return _rss_of(self._proc.pid) if self._proc else 0.0
+        return rss_of(self._proc.pid) if self._proc else 0.0
 
     def close(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=30)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 class AnvilRpc(_RpcSystem):
@@ -399,7 +459,7 @@ class AnvilRpc(_RpcSystem):
 
     def rss_mb(self) -> float:
         proc = self._anvil._proc
-        return _rss_of(proc.pid) if proc else 0.0
+        return rss_of(proc.pid) if proc else 0.0
 
     def close(self) -> None:
         self._anvil.stop()
@@ -422,19 +482,19 @@ class EthTester:
         for raw in raws:
             self.chain.w3.eth.send_raw_transaction(raw)
 
-    def run(self, raws: list[bytes], offered_tps: float) -> tuple[list[float], float]:
+    def run(self, raws: list[bytes], offered_tps: float) -> Measured:
         w3 = self.chain.w3
         latencies: list[float] = []
         first = time.perf_counter()
-        for chunk, at in _paced(raws, offered_tps):
+        for chunk, at in Offer(raws, offered_tps):
             for raw in chunk:
                 tx_hash = w3.eth.send_raw_transaction(raw)
                 w3.eth.get_transaction_receipt(tx_hash)
                 latencies.append(time.perf_counter() - at)
-        return latencies, time.perf_counter() - first
+        return Measured(latencies, time.perf_counter() - first)
 
     def rss_mb(self) -> float:
-        return _rss_of()
+        return rss_of()
 
     def close(self) -> None:
         self.chain.close()
@@ -475,7 +535,7 @@ def engine_memory(transactions: int = 20_000) -> dict[str, Any]:
     registry = engine.execute(Transaction(ta, 0, None, load_artifact().bytecode, 3_000_000)).contract_address
     assert registry is not None
     calls = (_add_vehicle(vehicle), _call("removeMember(address)", vehicle))
-    rss_start = _rss_of()
+    rss_start = rss_of()
     started = time.perf_counter()
     for i in range(transactions):
         if i % 500 == 0:
@@ -487,19 +547,59 @@ def engine_memory(transactions: int = 20_000) -> dict[str, Any]:
         "transactions": transactions,
         "tx_per_s": round(transactions / elapsed),
         "rss_mb_start": round(rss_start, 1),
-        "rss_mb_end": round(_rss_of(), 1),
+        "rss_mb_end": round(rss_of(), 1),
         "journal_entries_end": engine.evm.journal_len,
     }
 
 
-def load_point(offered_tps: int, latencies: list[float], elapsed: float, rss_mb: float) -> dict[str, Any]:
-    """One measured point: what was offered, what got through, latency percentiles (ms), memory."""
-    lat = Percentiles.of([x * 1000 for x in latencies])
+def recovery_rate(raws: list[bytes], chain_id: int, pool: ProcessPoolExecutor) -> dict[str, float]:
+    """The machine's own rate of decoding and recovering signed transactions (the floor of
+    what admission costs), on one core and on all cores, as the node's pool does it."""
+    started = time.perf_counter()
+    decode_chunk(raws, chain_id)
+    one = len(raws) / (time.perf_counter() - started)
+    workers = os.cpu_count() or 1
+    size = -(-len(raws) // (workers * 2))
+    chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
+    list(pool.map(decode_chunk, chunks[:workers], [chain_id] * workers))  # warm the workers
+    started = time.perf_counter()
+    list(pool.map(decode_chunk, chunks, [chain_id] * len(chunks)))
+    return {"one_core": round(one, 1), "all_cores": round(len(raws) / (time.perf_counter() - started), 1)}
+
+
+def summarize(results: list[dict[str, Any]], recovery: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Per system: the peak TPS, its ratio to the machine's recovery rate on all cores, and
+    how the highest offered load fared against the peak (throughput kept, p99)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(r["system"] for r in results):
+        points = [r for r in results if r["system"] == name]
+        peak = max(p["tps"] for p in points)
+        top = max(points, key=lambda p: p["offered_tps"])
+        out[name] = {
+            "peak_tps": peak,
+            "peak_vs_recovery_all_cores": round(peak / recovery["all_cores"], 3) if recovery["all_cores"] else None,
+            "highest_load": {
+                "offered_tps": top["offered_tps"],
+                "times_peak": round(top["offered_tps"] / peak, 2) if peak else None,
+                "tps_vs_peak": round(top["tps"] / peak, 3) if peak else None,
+                "p99_ms": top["latency_ms"]["p99"],
+                "refusals": top["refusals"],
+            },
+        }
+    return out
+
+
+def load_point(offered_tps: int, measured: Measured, rss_mb: float) -> dict[str, Any]:
+    """One measured point: what was offered, what got through, latency percentiles (ms) of
+    the accepted transactions, back-pressure refusals, memory."""
+    lat = Percentiles.of([x * 1000 for x in measured.latencies])
+    elapsed = measured.elapsed
     return {
         "offered_tps": offered_tps,
-        "tps": round(len(latencies) / elapsed, 1) if elapsed > 0 else 0.0,
+        "tps": round(len(measured.latencies) / elapsed, 1) if elapsed > 0 else 0.0,
         "latency_ms": {"p50": round(lat.p50, 3), "p95": round(lat.p95, 3), "p99": round(lat.p99, 3)},
-        "transactions": len(latencies),
+        "transactions": len(measured.latencies),
+        "refusals": measured.refusals,
         "rss_mb": round(rss_mb, 1),
     }
 
@@ -535,9 +635,12 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
                     say(f"{name}: signing {count:,} transactions")
                     raws = workload.commits(count)
                     say(f"{name}: offering {load:,} tx/s ({count:,} transactions)")
-                    latencies, elapsed = system.run(raws, load)
-                    results.append({"system": name, **load_point(load, latencies, elapsed, system.rss_mb())})
+                    measured = system.run(raws, load)
+                    results.append({"system": name, **load_point(load, measured, system.rss_mb())})
                     say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {results[-1]['latency_ms']['p50']} ms")
+    say("signature recovery alone: one core and all cores")
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        recovery = recovery_rate(Workload(1337, config.vehicles, pool).commits(4_000), 1337, pool)
     say("revm engine: memory over a long run")
     memory = engine_memory(config.memory_transactions) if config.memory_transactions else None
     return {
@@ -547,6 +650,8 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
         "config": {"loads": list(config.loads), "seconds": config.seconds, "vehicles": config.vehicles},
         "machine": {"cpus": os.cpu_count()},
         "results": results,
+        "recovery_tps": recovery,
+        "summary": summarize(results, recovery),
         "skipped": skipped,
         "claimed": {"validation_ms": 5.0, "tps": 10_000},
         "wall_time_s": round(time.perf_counter() - started, 2),

@@ -100,6 +100,19 @@ def node_cmd(
         int | None,
         typer.Option("--history-blocks", min=1, help="Keep the state of only this many recent blocks (default: all)."),
     ] = None,
+    backlog_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--backlog-wait-ms",
+            min=0,
+            max=60_000,
+            help="Back-pressure: the mempool holds what the node executes in this long; beyond, -32005.",
+        ),
+    ] = 250.0,
+    min_backlog: Annotated[
+        int,
+        typer.Option("--min-backlog", min=1, max=100_000, help="Back-pressure: the backlog allowed whatever the rate."),
+    ] = 256,
 ) -> None:
     """Run a node: JSON-RPC over HTTP and WebSocket (one port), blocks in a SQLite file, structured JSON logs on stderr.
 
@@ -119,6 +132,7 @@ def node_cmd(
     from eth_account import Account
 
     from node.admission import Genesis
+    from node.backpressure import BackpressureConfig
     from node.client.chain import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
     from node.core import Node, address_of
     from node.logs import JsonLogFormatter
@@ -166,7 +180,9 @@ def node_cmd(
         )
     network = None
     try:
-        node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None, history_blocks=history_blocks)
+        backpressure = BackpressureConfig(target_wait_s=backlog_wait_ms / 1000, floor=min_backlog)
+        node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None,
+                    history_blocks=history_blocks, backpressure=backpressure)  # fmt: skip
         if peers is not None:
             from node.network import NetworkConfig, NetworkNode
             from node.p2p.libp2p import Libp2pTransport, load_peers
@@ -307,12 +323,27 @@ def bench_node(
     memory_transactions: Annotated[
         int, typer.Option(min=0, help="Transactions of the engine-only flat-memory run (0 skips it).")
     ] = 20_000,
+    long: Annotated[
+        int | None,
+        typer.Option(
+            "--long", min=1, help="Instead: a long run of this many transactions through the node in process."
+        ),
+    ] = None,
+    long_rate: Annotated[
+        float, typer.Option("--long-rate", min=1, help="Offered tx/s of the long run (back-pressure paces it).")
+    ] = 20_000,
+    window_s: Annotated[float, typer.Option("--window-s", min=0.1, help="Long run: seconds per reported window.")] = 10,
     out_dir: OutOpt = Path("results"),
     as_json: JsonOpt = False,
 ) -> None:
     """Validated TPS and submission-to-receipt latency vs offered load, for the reference,
-    our node (in process and over JSON-RPC) and anvil, in one run."""
+    our node (in process and over JSON-RPC) and anvil, in one run; with --long, a long run
+    of the node alone (TPS per window, RSS slope)."""
     from node.benchmark import SYSTEMS, BenchConfig, plot_node_benchmark, run_node_benchmark
+
+    if long is not None:
+        _bench_long(long, long_rate, window_s, vehicles, out_dir, as_json)
+        return
 
     try:
         load_list = tuple(int(x) for x in loads.split(",") if x.strip())
@@ -333,23 +364,62 @@ def bench_node(
         return
     report, json_path, png_path = saved
     table = Table(title="Validated transactions: KeyRegistry.commitKey, pre-signed, many vehicles")
-    for col in ("system", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "RSS MB"):
+    columns = ("system", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "refused", "RSS MB")
+    for col in columns:
         table.add_column(col, justify="right" if col != "system" else "left")
     for r in report["results"]:
         lat = r["latency_ms"]
         table.add_row(
             r["system"], f"{r['offered_tps']:,}", f"{r['tps']:,.0f}", f"{lat['p50']:.2f}", f"{lat['p95']:.2f}",
-            f"{lat['p99']:.2f}", f"{r['transactions']:,}", f"{r['rss_mb']:.0f}",
+            f"{lat['p99']:.2f}", f"{r['transactions']:,}", f"{r['refusals']:,}", f"{r['rss_mb']:.0f}",
         )  # fmt: skip
     out.print(table)
     for name, why in report["skipped"].items():
         out.print(f"[yellow]skipped {name}:[/yellow] {why}")
+    recovery = report["recovery_tps"]
+    out.print(
+        f"signature recovery alone: {recovery['one_core']:,.0f} tx/s on one core, "
+        f"{recovery['all_cores']:,.0f} on all cores"
+    )
+    for name, summary in report["summary"].items():
+        top = summary["highest_load"]
+        out.print(
+            f"{name}: peak {summary['peak_tps']:,.0f} tx/s ({summary['peak_vs_recovery_all_cores']} of recovery); "
+            f"offered {top['times_peak']}x peak it kept {top['tps_vs_peak']:.0%} of peak, p99 {top['p99_ms']:,.0f} ms, "
+            f"{top['refusals']:,} refusals"
+        )
     if memory := report["engine_memory"]:
         out.print(
             f"revm engine alone, {memory['transactions']:,} transactions that do not grow state: "
             f"{memory['tx_per_s']:,} tx/s, RSS {memory['rss_mb_start']} -> {memory['rss_mb_end']} MB, "
             f"journal entries left {memory['journal_entries_end']}"
         )
+    out.print(f"saved {json_path} and {png_path}")
+
+
+def _bench_long(transactions: int, rate: float, window_s: float, vehicles: int, out_dir: Path, as_json: bool) -> None:
+    from node.longrun import plot_long, run_long
+
+    saved = run_bench(
+        "bench_node_long",
+        lambda say: run_long(transactions, rate, window_s, vehicles, progress=say),
+        plot_long,
+        out_dir,
+        as_json,
+    )
+    if saved is None:
+        return
+    report, json_path, png_path = saved
+    w = report["window_tps"]
+    out.print(
+        f"{report['included']:,} transactions in {report['elapsed_s']:,} s: {report['tps']:,} tx/s "
+        f"(windows {w['min']:,} to {w['max']:,}, mean {w['mean']:,}); {report['refusals']:,} refusals"
+    )
+    out.print(
+        f"RSS {report['rss_mb']['start']} -> {report['rss_mb']['end']} MB, slope "
+        f"{report['rss_slope_mb_per_100k']} MB per 100k transactions (second half); the registry holds "
+        f"{report['storage_slots']:,} storage slots ({report['storage_slots_per_tx']} per transaction)"
+    )
     out.print(f"saved {json_path} and {png_path}")
 
 

@@ -41,6 +41,7 @@ from node.admission import (
     SenderNotPermitted,
     check_static,
 )
+from node.backpressure import BackpressureConfig, DrainMeter
 from node.block import Block, BlockHeader, SealedReceipt, genesis_block, seal
 from node.datadir import DataDirectoryLock
 from node.engine.base import Account, EngineError, ExecutionReceipt, LogEntry, StateDiff, Transaction
@@ -124,7 +125,7 @@ class AccountOverride:
     state_diff: dict[int, int] | None = None
 
 
-def _decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | TransactionRejected]:
+def decode_chunk(raws: list[bytes], chain_id: int) -> list[Transaction | TransactionRejected]:
     out: list[Transaction | TransactionRejected] = []
     for raw in raws:
         try:
@@ -186,6 +187,8 @@ class Node:
             without it this node is the only validator and seals on its own.
         history_blocks: keep the state of only this many blocks below the head for
             historical reads (``None``: every block, an archive).
+        backpressure: how many client transactions the mempool may hold, from the
+            measured drain rate (:mod:`node.backpressure`); beyond it they are refused.
 
     Raises:
         DataDirectoryLocked: another node runs on ``data_dir``.
@@ -202,9 +205,11 @@ class Node:
         workers: int | None = None,
         consensus: bool = False,
         history_blocks: int | None = None,
+        backpressure: BackpressureConfig | None = None,
     ) -> None:
         self._lock = DataDirectoryLock.acquire(data_dir)
         self.history_blocks = history_blocks
+        self.drain = DrainMeter(backpressure)
         try:
             self._open(data_dir, genesis, validator_key, workers, consensus)
         except BaseException:
@@ -286,7 +291,7 @@ class Node:
             ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=lifeline_args()) if workers > 1 else None
         )
         if self._pool is not None:  # fork the workers now, before this node starts its threads
-            list(self._pool.map(_decode_chunk, [[]] * workers, [self.chain_id] * workers))
+            list(self._pool.map(decode_chunk, [[]] * workers, [self.chain_id] * workers))
         self._workers = workers
         self._proposer: threading.Thread | None = None
         if not consensus:  # a network's consensus driver seals instead (node.network)
@@ -302,8 +307,10 @@ class Node:
 
         Raises:
             TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
-                funds, permission, duplicate, full pool); nothing changed.
+                funds, permission, duplicate, full pool, :class:`NodeOverloaded`); nothing changed.
         """
+        if announce and len(self._mempool) >= self.drain.limit():  # before the costly recovery
+            raise self.drain.refusal(len(self._mempool))
         return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
 
     def submit_many(self, raws: list[bytes], announce: bool = True) -> list[bytes | TransactionRejected]:
@@ -311,14 +318,25 @@ class Node:
 
         ``announce``: tell the :meth:`on_admitted` listeners (gossip); off for transactions
         that came from peers, which every validator already received from their origin.
+
+        A client's transactions (``announce``) past the backlog bound are refused with
+        :class:`~node.backpressure.NodeOverloaded` before anything is decoded: the batch's
+        first ones are taken, so a sender's nonces stay without a gap.
         """
+        refused: list[bytes | TransactionRejected] = []
+        if announce:
+            backlog = len(self._mempool)
+            room = max(0, self.drain.limit() - backlog)
+            if room < len(raws):
+                refused = [self.drain.refusal(backlog) for _ in raws[room:]]
+                raws = raws[:room]
         decoded: list[Transaction | TransactionRejected]
         if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
             size = -(-len(raws) // (self._workers * 2))
             chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
-            decoded = [d for part in self._pool.map(_decode_chunk, chunks, [self.chain_id] * len(chunks)) for d in part]
+            decoded = [d for part in self._pool.map(decode_chunk, chunks, [self.chain_id] * len(chunks)) for d in part]
         else:
-            decoded = _decode_chunk(raws, self.chain_id)
+            decoded = decode_chunk(raws, self.chain_id)
         results: list[bytes | TransactionRejected] = []
         for item, raw in zip(decoded, raws, strict=True):
             if isinstance(item, TransactionRejected):
@@ -328,7 +346,7 @@ class Node:
                 results.append(self._admit(item, bytes(raw), announce))
             except TransactionRejected as exc:
                 results.append(exc)
-        return results
+        return results + refused
 
     def _account(self, address: str) -> Account:
         """The account after the last built block (the engine is asked only on a miss)."""
@@ -432,6 +450,7 @@ class Node:
                     batch = self.take()
                     for pending in batch:
                         del self._mempool[pending.tx.tx_hash]
+                    self.drain.taken(len(batch), time.monotonic(), bool(self._mempool))
                 with self._engine_lock:
                     built = self.build(self._tip, batch, self._key, round_=0, undoable=False)
                 self._tip = built.block
@@ -569,6 +588,7 @@ class Node:
         with self._cond:
             for r in built.receipts:
                 self._mempool.pop(r.tx_hash, None)
+            self.drain.taken(len(built.receipts), time.monotonic(), bool(self._mempool))
         self._tip = built.block
         self._sealed.put(built)
 

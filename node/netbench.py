@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, _rss_of, load_point, plot_load_curves
+from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, load_point, plot_load_curves, rss_of
 from node.launcher import LocalNetwork, plan_network
 
 
@@ -55,7 +55,7 @@ class NetworkRpc(_RpcSystem):
     def rss_mb(self) -> float:
         if self.network is None:
             return 0.0
-        return sum(_rss_of(p.pid) for p in self.network.processes.values())
+        return sum(rss_of(p.pid) for p in self.network.processes.values())
 
     def close(self) -> None:
         if self.network is not None:
@@ -81,9 +81,9 @@ def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Pr
                 for load in config.loads:
                     raws = workload.commits(max(1, int(load * config.seconds)))
                     say(f"{n} validators: offering {load:,} tx/s ({len(raws):,} transactions)")
-                    latencies, elapsed = system.run(raws, load)
+                    measured = system.run(raws, load)
                     rss = system.rss_mb()  # type: ignore[attr-defined]
-                    point = load_point(load, latencies, elapsed, rss)
+                    point = load_point(load, measured, rss)
                     results.append({"validators": n, **point})
                     say(f"{n} validators at {load:,}: {point['tps']:,} tx/s, p50 {point['latency_ms']['p50']} ms")
             finally:

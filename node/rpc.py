@@ -276,8 +276,8 @@ class RpcHandler:
         except RpcError as exc:
             return None if notification else error_object(request_id, exc)
         except TransactionRejected as exc:
-            error = RpcError(exc.rpc_code, str(exc), {"error": type(exc).__name__})
-            return None if notification else error_object(request_id, error)
+            data = {"error": type(exc).__name__, **exc.rpc_data}
+            return None if notification else error_object(request_id, RpcError(exc.rpc_code, str(exc), data))
         except NodeStopped as exc:
             return None if notification else error_object(request_id, RpcError(-32000, str(exc)))
         except Exception as exc:  # a bug must not take the server down

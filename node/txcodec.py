@@ -31,10 +31,15 @@ class TransactionRejected(NodeError, ValueError):
     """A raw transaction was refused before execution.
 
     ``rpc_code`` is the JSON-RPC error code the node answers with (geth's -32000 for
-    transaction-pool refusals unless a subclass says otherwise).
+    transaction-pool refusals unless a subclass says otherwise); ``rpc_data`` is what the
+    error's ``data`` carries besides the error's name.
     """
 
     rpc_code = -32000
+
+    @property
+    def rpc_data(self) -> dict[str, int]:
+        return {}
 
 
 class MalformedTransaction(TransactionRejected):

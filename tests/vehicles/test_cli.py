@@ -81,15 +81,32 @@ def test_bench_node_json(tmp_path: Path) -> None:
     systems = {r["system"] for r in report["results"]}
     assert systems | set(report["skipped"]) == {"eth-tester", "node", "node-rpc", "anvil-rpc"}
     for r in report["results"]:
-        assert set(r) == {"system", "offered_tps", "tps", "latency_ms", "transactions", "rss_mb"}
+        assert set(r) == {"system", "offered_tps", "tps", "latency_ms", "transactions", "refusals", "rss_mb"}
+        assert r["refusals"] == 0  # far below capacity: no back-pressure
         assert r["offered_tps"] in (40, 80) and r["transactions"] >= 20 and r["tps"] > 0
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
         assert r["rss_mb"] > 10
     assert json.loads((tmp_path / "bench_node.json").read_text())["results"] == report["results"]
     assert report["engine_memory"]["transactions"] == 300 and report["engine_memory"]["journal_entries_end"] <= 2
+    assert 0 < report["recovery_tps"]["one_core"] and 0 < report["recovery_tps"]["all_cores"]
+    for name in systems:
+        summary = report["summary"][name]
+        peak = max(r["tps"] for r in report["results"] if r["system"] == name)
+        assert summary["peak_tps"] == peak and summary["highest_load"]["offered_tps"] == 80
     assert (tmp_path / "bench_node.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["bench", "node", "--systems", "geth"]).exit_code == 2
     assert runner.invoke(app, ["bench", "node", "--loads", "x"]).exit_code == 2
+
+
+def test_bench_node_long_json(tmp_path: Path) -> None:
+    args = ["bench", "node", "--long", "3000", "--long-rate", "20000", "--window-s", "0.3", "--vehicles", "8"]
+    report = _json([*args, "--json", "--out", str(tmp_path)])
+    assert report["included"] == 3000 and report["config"]["transactions"] == 3000
+    assert report["refusals"] > 0  # offered far past capacity: the node pushed back, nothing was lost
+    assert report["windows"][-1]["included"] == 3000 and len(report["windows"]) >= 2
+    assert report["storage_slots_per_tx"] >= 1  # each commitKey is a new session in the registry
+    assert report["window_tps"]["min"] <= report["window_tps"]["mean"] <= report["window_tps"]["max"]
+    assert (tmp_path / "bench_node_long.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_gas_json() -> None:
