@@ -64,6 +64,8 @@ CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
 OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read engine is rebuilt
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
+SEALED_AHEAD = 8  # blocks the proposer may run ahead of the store (written together in one commit)
+GROUP_COMMIT_MAX = 16  # blocks written in one store commit at most
 DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
 
 
@@ -281,7 +283,7 @@ class Node:
         self._listeners: list[BlockListener] = []
         self._running = True
         self._error: BaseException | None = None
-        self._sealed: queue.Queue[Built | None] = queue.Queue(maxsize=2)
+        self._sealed: queue.Queue[Built | None] = queue.Queue(maxsize=SEALED_AHEAD)
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self.mine_hook: Callable[[], None] | None = None
         self.time_hook: Callable[[int], None] | None = None
@@ -615,24 +617,34 @@ class Node:
         return self._tip
 
     def _write_loop(self) -> None:
-        while True:
-            built = self._sealed.get()
-            if built is None:
-                return
-            try:
-                self._store_writer.append(built.block, built.receipts, built.raws, built.diff)  # durable first
+        """Make sealed blocks durable, then visible: the blocks that queued while the last
+        commit ran go to the store together, in one commit (group commit: one ``fsync``)."""
+        stopping = False
+        while not stopping:
+            group = [self._sealed.get()]
+            while group[-1] is not None and len(group) < GROUP_COMMIT_MAX:
+                try:
+                    group.append(self._sealed.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = group[-1] is None
+            blocks = [b for b in group if b is not None]
+            try:  # durable first
+                if blocks:
+                    self._store_writer.append_many([(b.block, b.receipts, b.raws, b.diff) for b in blocks])
             except BaseException as exc:  # a full disk: stop, and say why
                 self._fail(exc)
                 return
-            with self._unread_lock:
-                self._unread.update(built.diff)
-                self.head = built.block
-            with self._cond:
-                for r in built.receipts:
-                    self._known.discard(r.tx_hash)
-                self._cond.notify_all()
-            for listener in list(self._listeners):
-                listener(built.block, built.receipts)
+            for built in blocks:
+                with self._unread_lock:
+                    self._unread.update(built.diff)
+                    self.head = built.block
+                with self._cond:
+                    for r in built.receipts:
+                        self._known.discard(r.tx_hash)
+                    self._cond.notify_all()
+                for listener in list(self._listeners):
+                    listener(built.block, built.receipts)
 
     def _fail(self, exc: BaseException) -> None:
         log.exception("node stopped: %s", exc)

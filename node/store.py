@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+BlockWrite = tuple[Block, list[SealedReceipt], list[bytes], StateDiff]  # a block and what the store keeps of it
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -444,7 +445,6 @@ class Store:
 
     # -- writing a block: everything in one durable transaction --
 
-    @_named_failures
     def append(
         self,
         block: Block,
@@ -464,61 +464,89 @@ class Store:
             StoreError: the write failed (nothing of the block is stored), or the mark could
                 not be written after a durable commit (the block is stored, not acknowledged).
         """
-        h, block_hash = block.header, block.hash  # the hash is an RLP encoding: once
+        self.append_many([(block, receipts, raws, diff)], sync_mark, history_blocks)
+
+    @_named_failures
+    def append_many(self, items: list[BlockWrite], sync_mark: bool = True, history_blocks: int | None = None) -> None:
+        """Write consecutive blocks in one durable transaction (group commit), then mark the last.
+
+        Each block's rows are written as :meth:`append` writes them; the commit and its
+        ``fsync`` are paid once for all of them, and the pages they share (the tails of
+        the block-ordered tables, B-tree interiors) are written once.
+
+        Raises:
+            StoreError: the write failed (none of the blocks is stored), or the mark could
+                not be written after a durable commit (they are stored, not acknowledged).
+        """
+        if not items:
+            return
         db = self._db()
-        accounts = [(a, x.nonce, _word(x.balance), x.code_hash) for a, x in diff.accounts.items()]
-        storage = [(a, _word(k), _word(v)) for (a, k), v in diff.storage.items()]
         with self._write_lock:
             if not self._marked and not self.marker.path.exists():  # before the first commit keeping a digest
                 self.marker.create()
             self._marked = True
             db.execute("BEGIN IMMEDIATE")
             try:
-                digest = self._updated_digest(db, accounts, storage)
-                db.execute(
-                    f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        h.number, block_hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
-                        h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root, h.round,
-                        ",".join(h.validators), block.signature, b"".join(block.seals),
-                    ),
-                )  # fmt: skip
-                db.executemany(
-                    "INSERT INTO transactions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            r.tx_hash, h.number, r.index, raw, r.sender, r.to, r.execution.status,
-                            r.execution.gas_used, r.cumulative_gas, r.effective_gas_price,
-                            r.execution.contract_address, r.execution.output,
-                        )
-                        for r, raw in zip(receipts, raws, strict=True)
-                    ],
-                )  # fmt: skip
-                db.executemany("INSERT INTO logs VALUES (?,?,?,?,?,?,?)", _log_rows(h.number, receipts))
-                db.executemany("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?)", accounts)
-                db.executemany("INSERT OR REPLACE INTO storage VALUES (?,?,?)", storage)
-                db.executemany("INSERT OR IGNORE INTO code VALUES (?,?)", list(diff.code.items()))
-                db.executemany(
-                    "INSERT OR REPLACE INTO account_history VALUES (?,?,?,?,?)",
-                    [(a, h.number, nonce, balance, code_hash) for a, nonce, balance, code_hash in accounts],
-                )
-                db.executemany(
-                    "INSERT OR REPLACE INTO storage_history VALUES (?,?,?,?)",
-                    [(a, slot, h.number, value) for a, slot, value in storage],
-                )
-                if history_blocks is not None and h.number % PRUNE_EVERY == 0:
-                    _prune_history(db, h.number - history_blocks)
+                row = db.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchone()
+                digest = int(json.loads(row[0]), 16) if row else _fold(db)  # once, for a store from before digests
+                for item in items:
+                    digest = self._write_block(db, item, digest, history_blocks)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('state_digest', ?)", (json.dumps(f"{digest:016x}"),))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            last = items[-1][0]
             try:
-                self.marker.write(h.number, block_hash)
+                self.marker.write(last.number, last.hash)
                 if sync_mark:
                     self.marker.sync()
             except OSError as exc:
-                raise StoreError(f"block {h.number} is stored but {self.marker.path} cannot be written: {exc}") from exc
+                raise StoreError(
+                    f"block {last.number} is stored but {self.marker.path} cannot be written: {exc}"
+                ) from exc
+
+    def _write_block(self, db: sqlite3.Connection, item: BlockWrite, digest: int, history_blocks: int | None) -> int:
+        """One block's rows, inside the open transaction; returns the state digest after it."""
+        block, receipts, raws, diff = item
+        h, block_hash = block.header, block.hash  # the hash is an RLP encoding: once
+        accounts = [(a, x.nonce, _word(x.balance), x.code_hash) for a, x in diff.accounts.items()]
+        storage = [(a, _word(k), _word(v)) for (a, k), v in diff.storage.items()]
+        digest = self._updated_digest(db, digest, accounts, storage)
+        db.execute(
+            f"INSERT INTO blocks ({_BLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                h.number, block_hash, h.parent_hash, h.timestamp, h.proposer, h.gas_limit,
+                h.gas_used, h.base_fee, h.tx_root, h.receipts_root, h.state_root, h.round,
+                ",".join(h.validators), block.signature, b"".join(block.seals),
+            ),
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO transactions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.tx_hash, h.number, r.index, raw, r.sender, r.to, r.execution.status,
+                    r.execution.gas_used, r.cumulative_gas, r.effective_gas_price,
+                    r.execution.contract_address, r.execution.output,
+                )
+                for r, raw in zip(receipts, raws, strict=True)
+            ],
+        )  # fmt: skip
+        db.executemany("INSERT INTO logs VALUES (?,?,?,?,?,?,?)", _log_rows(h.number, receipts))
+        db.executemany("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?)", accounts)
+        db.executemany("INSERT OR REPLACE INTO storage VALUES (?,?,?)", storage)
+        db.executemany("INSERT OR IGNORE INTO code VALUES (?,?)", list(diff.code.items()))
+        db.executemany(
+            "INSERT OR REPLACE INTO account_history VALUES (?,?,?,?,?)",
+            [(a, h.number, nonce, balance, code_hash) for a, nonce, balance, code_hash in accounts],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO storage_history VALUES (?,?,?,?)",
+            [(a, slot, h.number, value) for a, slot, value in storage],
+        )
+        if history_blocks is not None and h.number % PRUNE_EVERY == 0:
+            _prune_history(db, h.number - history_blocks)
+        return digest
 
     def sync_mark(self) -> None:
         """Make the last head mark durable.
@@ -535,12 +563,11 @@ class Store:
     def _updated_digest(
         self,
         db: sqlite3.Connection,
+        digest: int,
         accounts: list[tuple[str, int, bytes, bytes]],
         storage: list[tuple[str, bytes, bytes]],
     ) -> int:
-        """The state digest once these rows are written (inside the block's transaction, before its writes)."""
-        row = db.execute("SELECT value FROM meta WHERE key = 'state_digest'").fetchone()
-        digest = int(json.loads(row[0]), 16) if row else _fold(db)  # once, for a store from before digests
+        """``digest`` once these rows are written (inside the block's transaction, before its writes)."""
         for chunk, marks in _chunks([a for a, *_ in accounts]):
             query = f"SELECT address, nonce, balance, code_hash FROM accounts WHERE address IN ({marks})"
             digest -= sum(_account_leaf(*old) for old in db.execute(query, chunk))
@@ -852,8 +879,17 @@ class StoreWriter:
         Raises:
             StoreError: the write failed or the store process is gone.
         """
+        self.append_many([(block, receipts, raws, diff)])
+
+    def append_many(self, items: list[BlockWrite]) -> None:
+        """Have the store process write consecutive blocks in one commit and mark the last;
+        returns once they are durable.
+
+        Raises:
+            StoreError: the write failed (none of them is stored) or the store process is gone.
+        """
         try:
-            self._send.send((block, receipts, raws, diff))
+            self._send.send(items)
             failure = self._recv.recv()
         except (EOFError, OSError) as exc:
             raise StoreError(f"the store process is gone: {exc}") from exc
@@ -896,8 +932,7 @@ def _serve_writes(path: Path, requests: Connection, replies: Connection, history
             store.close()
             return
         try:
-            block, receipts, raws, diff = item
-            store.append(block, receipts, raws, diff, sync_mark=False, history_blocks=history_blocks)
+            store.append_many(item, sync_mark=False, history_blocks=history_blocks)
         except Exception as exc:  # report, keep serving: the node decides to stop
             reply: str | None = f"{type(exc).__name__}: {exc}"
         else:

@@ -36,6 +36,7 @@ from node.store import (
     StateDigestMismatch,
     Store,
     StoreDamaged,
+    StoreError,
     _fold,
 )
 from tests.node.conftest import VALIDATOR_KEY, address_of, key_of, make_genesis, tx
@@ -342,3 +343,40 @@ def test_node_reports_a_corrupt_database_in_one_line(tmp_path: Path, where: str)
     data[start:] = random.Random(5).randbytes(len(data) - start)
     path.write_bytes(bytes(data))
     _assert_refused(_refused_start(data_dir, genesis_file), "not a usable node database")
+
+
+def test_group_commit_stores_all_blocks_or_none(tmp_path: Path) -> None:
+    """Blocks written together (one commit) read back as if appended one by one, with the same
+    state digest; a group with a bad block stores none of its blocks and the store goes on."""
+    one_by_one = Store(tmp_path / "a" / "chain.sqlite")
+    chain, state = _build(one_by_one, 6)
+    grouped = Store(tmp_path / "b" / "chain.sqlite")
+    grouped.append(chain[0], [], [], _diff_between(one_by_one, 0))
+    diffs = [_diff_between(one_by_one, b.number) for b in chain[1:]]
+    grouped.append_many([(b, [], [], d) for b, d in zip(chain[1:4], diffs[:3], strict=True)])
+    with pytest.raises(StoreError):  # block 4 twice: the second insert fails, and the first is taken back
+        grouped.append_many([(chain[4], [], [], diffs[3]), (chain[4], [], [], diffs[3])])
+    assert grouped.head() is not None and grouped.head().number == 3  # type: ignore[union-attr]
+    grouped.append_many([(b, [], [], d) for b, d in zip(chain[4:], diffs[3:], strict=True)])
+    assert grouped.head().hash == one_by_one.head().hash  # type: ignore[union-attr]
+    assert grouped.load_state().commitment() == one_by_one.load_state().commitment() == state.commitment()
+    assert grouped.get_meta("state_digest") == one_by_one.get_meta("state_digest")
+    for store in (one_by_one, grouped):
+        store.close()
+
+
+def _diff_between(store: Store, number: int) -> StateDiff:
+    """What block ``number`` wrote, from the store's history rows."""
+    diff = StateDiff()
+    db = store._db()
+    for address, nonce, balance, code_hash in db.execute(
+        "SELECT address, nonce, balance, code_hash FROM account_history WHERE block = ?", (number,)
+    ):
+        diff.accounts[address] = Account(nonce, int.from_bytes(balance, "big"), bytes(code_hash))
+        if bytes(code_hash) != EMPTY_CODE_HASH:
+            diff.code[bytes(code_hash)] = store.code(bytes(code_hash)) or b""
+    for address, slot, value in db.execute(
+        "SELECT address, slot, value FROM storage_history WHERE block = ?", (number,)
+    ):
+        diff.storage[(address, int.from_bytes(slot, "big"))] = int.from_bytes(value, "big")
+    return diff
