@@ -415,6 +415,8 @@ def _bench_long(transactions: int, rate: float, window_s: float, vehicles: int, 
         f"{report['included']:,} transactions in {report['elapsed_s']:,} s: {report['tps']:,} tx/s "
         f"(windows {w['min']:,} to {w['max']:,}, mean {w['mean']:,}); {report['refusals']:,} refusals"
     )
+    cpu = ", ".join(f"{role} {us:,} us" for role, us in report["cpu_us_per_tx"].items())
+    out.print(f"CPU per transaction: {cpu}")
     out.print(
         f"RSS {report['rss_mb']['start']} -> {report['rss_mb']['end']} MB, slope "
         f"{report['rss_slope_mb_per_100k']} MB per 100k transactions (second half); the registry holds "

@@ -849,6 +849,12 @@ class Node:
         if number < first:
             raise StateNotKept(number, first, self.history_blocks)
 
+    def processes(self) -> dict[str, list[int]]:
+        """The node's processes by role (this one, the store writer, the recovery workers), for
+        benchmarks that account CPU time to each."""
+        workers = list(getattr(self._pool, "_processes", None) or {})  # the executor keeps them by pid
+        return {"node": [os.getpid()], "store": [self._store_writer.pid], "recovery": workers}
+
     @property
     def mempool_size(self) -> int:
         return len(self._mempool)

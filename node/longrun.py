@@ -9,10 +9,12 @@ paces the client: refused transactions are offered again after the wait the node
 for). Every ``window_s`` the run records what was included, the latency percentiles of
 the window's transactions, the refusals and the RSS.
 
-Reported: TPS per window and its spread (steady means the last windows run as fast as the
-first ones), and the RSS slope in MB per 100,000 transactions, fitted over the second
-half of the run (after warm-up), beside the state the registry itself gained (storage
-slots in the store), which any EVM node must hold.
+Reported: CPU time per transaction of each of the node's processes (its own, which also
+runs this client; the store writer; the recovery workers), TPS per window and its spread
+(steady means the last windows run as fast as the first ones), and the RSS slope in MB
+per 100,000 transactions, fitted over the second half of the run (after warm-up), beside
+the state the registry itself gained (storage slots in the store), which any EVM node
+must hold.
 """
 
 from __future__ import annotations
@@ -57,6 +59,19 @@ def _segments(path: Path) -> Iterator[list[bytes]]:
                 segment = []
         if segment:
             yield segment
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
+    return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in roles.items()}
 
 
 def _slope(points: list[tuple[int, float]]) -> float | None:
@@ -142,6 +157,8 @@ def run_long(
             signing_s = time.perf_counter() - signing
             windows = _Windows(window_s, say)
             rss_start = rss_of()
+            roles = node.processes()
+            cpu_start = _cpu_by_role(roles)
             node.subscribe(windows.on_block)
             for segment in _segments(stream):
                 offer = Offer(segment, offered_tps)
@@ -166,6 +183,7 @@ def run_long(
             with windows.lock:
                 windows.close_window(time.perf_counter())
             node.unsubscribe(windows.on_block)
+            cpu = {role: t - cpu_start[role] for role, t in _cpu_by_role(roles).items()}
             elapsed = windows.rows[-1]["t_s"]
             slots = _storage_slots(system)
         finally:
@@ -190,6 +208,7 @@ def run_long(
         "window_tps": {"min": min(steady), "max": max(steady), "mean": round(sum(steady) / len(steady), 1)},
         "rss_mb": {"start": round(rss_start, 1), "end": rows[-1]["rss_mb"]},
         "rss_slope_mb_per_100k": _round(_slope(half)),
+        "cpu_us_per_tx": {role: round(t / max(1, windows.included) * 1e6, 1) for role, t in cpu.items()},
         "storage_slots": slots,
         "storage_slots_per_tx": round(slots / max(1, windows.included), 2),
         "windows": rows,

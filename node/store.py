@@ -873,6 +873,10 @@ class StoreWriter:
         self._send = Connection(parent_write, readable=False)
         self._recv = Connection(parent_read, writable=False)
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def append(self, block: Block, receipts: list[SealedReceipt], raws: list[bytes], diff: StateDiff) -> None:
         """Have the store process write and mark ``block``; returns once it is durable.
 

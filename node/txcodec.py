@@ -13,8 +13,8 @@ from typing import Any
 
 import rlp
 from coincurve import PrivateKey, PublicKey
-from rlp.exceptions import DecodingError, DeserializationError
 
+from node import rlpdecode
 from node.engine.base import AccessListEntry, Transaction
 from node.errors import NodeError
 from node.hashing import address_of_public, keccak
@@ -159,8 +159,8 @@ def decode_transaction(raw: bytes, chain_id: int) -> Transaction:
 
 def _rlp_list(data: bytes, length: int) -> list[Any]:
     try:
-        items = rlp.decode(data, strict=True)
-    except (DecodingError, DeserializationError) as exc:
+        items = rlpdecode.decode(data)
+    except rlpdecode.RlpError as exc:
         raise MalformedTransaction(f"bad RLP: {exc}") from exc
     if not isinstance(items, list) or len(items) != length:
         raise MalformedTransaction(f"expected an RLP list of {length} fields")
