@@ -153,6 +153,14 @@ def test_demand_beyond_w_max_on_every_route_is_named() -> None:
     assert e.value.request == "p1/ac"
 
 
+def test_request_between_disconnected_nodes_is_named() -> None:
+    islands = Topology("islands", ("a", "b", "c", "d"), (Link("a", "b", 50.0), Link("c", "d", 50.0)))
+    net = Network(islands, (Provider("p", 9, 3, (Request("p/ad", "p", "a", "d", 1.0, 2.0),)),))
+    with pytest.raises(InfeasiblePlan) as e:
+        problem_for(net, None, net.sample(2, 0))
+    assert e.value.request == "p/ad"
+
+
 def test_requests_together_beyond_w_max_is_infeasible() -> None:
     net = line_network(30, 10, requests=2)
     k = net.physics.link_rate_bps(100.0)
