@@ -66,6 +66,7 @@ OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read 
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
 SEALED_AHEAD = 8  # blocks the proposer may run ahead of the store (written together in one commit)
 GROUP_COMMIT_MAX = 16  # blocks written in one store commit at most
+UNREAD_KEPT = 20_000  # durable writes kept for the reader before the writer loads them into it
 DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
 
 
@@ -645,6 +646,7 @@ class Node:
                     self._cond.notify_all()
                 for listener in list(self._listeners):
                     listener(built.block, built.receipts)
+            self._fold_unread()
 
     def _fail(self, exc: BaseException) -> None:
         log.exception("node stopped: %s", exc)
@@ -816,12 +818,30 @@ class Node:
             reader.load(self.store.load_state())
             self._reader, self._unread, self._reader_at, self._override_code = reader, StateDiff(), -1, 0
 
-    def _read(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
-        """``fn`` on the reader, brought up to the head first (read lock held)."""
+    def _catch_up_reader(self) -> Block:
+        """Load the durable writes the reader has not seen (read lock held); returns the head
+        they bring it to."""
         with self._unread_lock:
             head, unread, self._unread = self.head, self._unread, StateDiff()
         if unread.accounts or unread.storage or unread.code:
             self._reader.load(unread)
+        return head
+
+    def _fold_unread(self) -> None:
+        """Past :data:`UNREAD_KEPT` pending writes, load them into the reader now if no read is
+        running (writer thread): a node that is written to and never read would otherwise keep
+        every write twice, once in that pending diff."""
+        if len(self._unread.storage) + len(self._unread.accounts) > UNREAD_KEPT and self._read_lock.acquire(
+            blocking=False
+        ):
+            try:
+                self._catch_up_reader()
+            finally:
+                self._read_lock.release()
+
+    def _read(self, number: int | None, fn: Callable[[RevmEngine], T]) -> T:
+        """``fn`` on the reader, brought up to the head first (read lock held)."""
+        head = self._catch_up_reader()
         if number is None or number >= head.number:  # explicit numbers: the head at the time they were read
             if self._reader_at != head.number:
                 self._reader.begin_block(head.number, head.header.timestamp, coinbase=head.header.proposer)
