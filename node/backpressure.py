@@ -2,19 +2,19 @@
 
 A node that queues everything it is offered turns overload into latency: offered four
 times what it executes, its mempool fills and every transaction waits seconds behind
-the ones before it. Instead the backlog is bounded by the *measured* drain rate: the
-mempool may hold what the node executes in ``target_wait_s`` (never less than
-``floor``, never more than ``ceiling``); a client transaction beyond that is refused
-at once with :class:`NodeOverloaded`, JSON-RPC -32005 ("limit exceeded", the code
-Infura, Alchemy and geth's own clients treat as "slow down and retry"), before its
-signature is recovered, so a refusal costs the node almost nothing.
+the ones before it. Instead the backlog (the mempool, and the transactions in blocks
+built or decided but not yet durable) is bounded by the *measured* drain rate: it may
+hold what the node makes durable in ``target_wait_s`` (never less than ``floor``, never
+more than ``ceiling``); a client transaction beyond that is refused at once with
+:class:`NodeOverloaded`, JSON-RPC -32005 ("limit exceeded", the code Infura, Alchemy and
+geth's own clients treat as "slow down and retry"), before its signature is recovered,
+so a refusal costs the node almost nothing.
 
-The drain rate is measured where transactions leave the mempool (a solo proposer's
-batch, a decided block on a network): the transactions taken at one take, over the
-time to the next take, counted only when the mempool still held a backlog in between
-(an idle node measures nothing, since its rate is the arrival rate, not what it can
-do). Samples are smoothed exponentially. Until the first sample the bound is the
-floor.
+The drain rate is measured where transactions become durable (each store commit): the
+transactions a commit made durable, over the time to the next commit, counted only when
+a backlog remained in between (an idle node measures nothing, since its rate is the
+arrival rate, not what it can do). Samples are smoothed exponentially. Until the first
+sample the bound is the floor.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class DrainMeter:
         self._last: tuple[float, int, bool] | None = None  # (time, taken, backlog left behind)
 
     def taken(self, count: int, now: float, backlog_left: bool) -> None:
-        """``count`` transactions left the mempool at ``now`` (monotonic seconds), leaving a
-        backlog behind or not."""
+        """``count`` transactions were drained (made durable) at ``now`` (monotonic seconds),
+        leaving a backlog behind or not."""
         with self._lock:
             if self._last is not None:
                 at, previous, busy = self._last

@@ -181,23 +181,28 @@ def rss_of(pid: int | None = None) -> float:
 
 
 class Offer:
-    """The client side of one load point: ``raws`` handed over at ``offered_tps`` in chunks of
-    at most ``max_chunk``. Transactions the system refuses with back-pressure (-32005) are
-    handed over again first, once the wait it asked for has passed, as a well-behaved client
-    retries; every refusal is counted. A transaction's latency runs from the hand-over that
-    the system accepted."""
+    """The client side of one load point: ``raws`` handed over at ``offered_tps`` in chunks.
+
+    Transactions the system refuses with back-pressure (-32005) are handed over again first,
+    once the wait it asked for has passed, as a well-behaved client retries; every refusal is
+    counted. The chunk size adapts as TCP's window does: halved at each refusal, grown by a
+    sixteenth of ``max_chunk`` after each chunk taken whole, so a client facing a full node
+    does not resend hundreds of transactions to have most of them refused again. A
+    transaction's latency runs from the hand-over that the system accepted."""
 
     def __init__(self, raws: list[bytes], offered_tps: float, max_chunk: int = MAX_CHUNK) -> None:
         self.raws, self.offered_tps, self.max_chunk = raws, offered_tps, max_chunk
         self.refusals = 0
         self._again: list[bytes] = []
         self._resume_at = 0.0
+        self._window = max_chunk
 
     def refused(self, raws: list[bytes], retry_after_s: float) -> None:
         """``raws`` (in their order) were refused: offer them again after ``retry_after_s``."""
         self.refusals += len(raws)
         self._again += raws
         self._resume_at = time.perf_counter() + retry_after_s
+        self._window = max(1, self._window // 2)
 
     def __iter__(self) -> Iterator[tuple[list[bytes], float]]:
         """Chunks at their scheduled times: (transactions handed over, time handed over)."""
@@ -208,12 +213,16 @@ class Offer:
             if now < self._resume_at:
                 time.sleep(min(TICK_S, self._resume_at - now))
                 continue
-            again, self._again = self._again[: self.max_chunk], self._again[self.max_chunk :]
-            due = min(len(self.raws), int((now - start) * self.offered_tps) + 1, sent + self.max_chunk - len(again))
+            window = self._window
+            again, self._again = self._again[:window], self._again[window:]
+            due = min(len(self.raws), int((now - start) * self.offered_tps) + 1, sent + window - len(again))
             if again or due > sent:
                 chunk = again + self.raws[sent:due] if due > sent else again
                 sent = max(sent, due)
+                refusals = self.refusals
                 yield chunk, time.perf_counter()
+                if self.refusals == refusals:  # taken whole: widen
+                    self._window = min(self.max_chunk, self._window + max(1, self.max_chunk // 16))
             else:
                 time.sleep(min(TICK_S, (sent + 1) / self.offered_tps - (now - start)))
 

@@ -64,7 +64,7 @@ CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
 OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read engine is rebuilt
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
-SEALED_AHEAD = 8  # blocks the proposer may run ahead of the store (written together in one commit)
+SEALED_AHEAD = 4  # blocks the proposer may run ahead of the store (written together in one commit)
 GROUP_COMMIT_MAX = 16  # blocks written in one store commit at most
 UNREAD_KEPT = 20_000  # durable writes kept for the reader before the writer loads them into it
 DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
@@ -279,6 +279,7 @@ class Node:
         self._known: set[bytes] = set()
         self._queued: dict[str, dict[int, Pending]] = {}  # sender -> nonce -> waiting for a gap to fill
         self._queued_count = 0
+        self._in_flight = 0  # transactions in blocks built or decided, not yet durable
         self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
         self._mine_requests = 0
         self._listeners: list[BlockListener] = []
@@ -312,8 +313,8 @@ class Node:
             TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
                 funds, permission, duplicate, full pool, :class:`NodeOverloaded`); nothing changed.
         """
-        if announce and len(self._mempool) >= self.drain.limit():  # before the costly recovery
-            raise self.drain.refusal(len(self._mempool))
+        if announce and self.backlog >= self.drain.limit():  # before the costly recovery
+            raise self.drain.refusal(self.backlog)
         return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
 
     def submit_many(self, raws: list[bytes], announce: bool = True) -> list[bytes | TransactionRejected]:
@@ -328,10 +329,10 @@ class Node:
         """
         refused: list[bytes | TransactionRejected] = []
         if announce:
-            backlog = len(self._mempool)
+            backlog = self.backlog
             room = max(0, self.drain.limit() - backlog)
             if room < len(raws):
-                refused = [self.drain.refusal(backlog) for _ in raws[room:]]
+                refused = [self.drain.refusal(backlog)] * (len(raws) - room)  # one refusal answers them all
                 raws = raws[:room]
         decoded: list[Transaction | TransactionRejected]
         if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
@@ -453,9 +454,12 @@ class Node:
                     batch = self.take()
                     for pending in batch:
                         del self._mempool[pending.tx.tx_hash]
-                    self.drain.taken(len(batch), time.monotonic(), bool(self._mempool))
+                    self._in_flight += len(batch)
                 with self._engine_lock:
                     built = self.build(self._tip, batch, self._key, round_=0, undoable=False)
+                if len(built.receipts) < len(batch):  # dropped ones left without a block
+                    with self._cond:
+                        self._in_flight -= len(batch) - len(built.receipts)
                 self._tip = built.block
                 self._sealed.put(built)  # blocks while two blocks wait for the disk
         except BaseException as exc:  # a bug: stop admitting, surface it
@@ -591,7 +595,7 @@ class Node:
         with self._cond:
             for r in built.receipts:
                 self._mempool.pop(r.tx_hash, None)
-            self.drain.taken(len(built.receipts), time.monotonic(), bool(self._mempool))
+            self._in_flight += len(built.receipts)
         self._tip = built.block
         self._sealed.put(built)
 
@@ -636,6 +640,9 @@ class Node:
             except BaseException as exc:  # a full disk: stop, and say why
                 self._fail(exc)
                 return
+            with self._cond:  # the drain: what became durable, sampled while a backlog lasts
+                self._in_flight -= sum(len(b.receipts) for b in blocks)
+                self.drain.taken(sum(len(b.receipts) for b in blocks), time.monotonic(), self.backlog > 0)
             for built in blocks:
                 with self._unread_lock:
                     self._unread.update(built.diff)
@@ -874,6 +881,12 @@ class Node:
         benchmarks that account CPU time to each."""
         workers = list(getattr(self._pool, "_processes", None) or {})  # the executor keeps them by pid
         return {"node": [os.getpid()], "store": [self._store_writer.pid], "recovery": workers}
+
+    @property
+    def backlog(self) -> int:
+        """Transactions admitted and not yet durable: the mempool's and those in blocks built
+        but not yet committed (what back-pressure bounds)."""
+        return len(self._mempool) + self._in_flight
 
     @property
     def mempool_size(self) -> int:
