@@ -95,6 +95,7 @@ class Workload:
         self.chain_id = chain_id
         self.ta = _key("ta")
         self.vehicles = [_key(f"vehicle{i}") for i in range(vehicles)]
+        self._addresses = [address_of_key(v) for v in self.vehicles]  # derived once: an EC multiplication each
         self.registry = contract_address(address_of_key(self.ta), 0)
         self._nonces = [0] * vehicles
         self._session = 0
@@ -117,7 +118,7 @@ class Workload:
         items: list[tuple[bytes, int, str | None, bytes, int]] = []
         for i in range(count):
             v = i % len(self.vehicles)
-            peer = address_of_key(self.vehicles[(v + 1) % len(self.vehicles)])
+            peer = self._addresses[(v + 1) % len(self.vehicles)]
             self._session += 1
             data = _commit_key(keccak(text=f"bench-session:{self._session}"), peer)
             items.append((self.vehicles[v], self._nonces[v], self.registry, data, COMMIT_GAS))
@@ -147,8 +148,15 @@ def _add_vehicle(account: str) -> bytes:
     return _call("addVehicle(address)", account)
 
 
+COMMIT_KEY = "commitKey(bytes32,address,bytes32,uint32,uint64)"
+_COMMIT_SELECTOR = _selector(COMMIT_KEY)
+_COMMIT_TAIL = (1024).to_bytes(32, "big") + (3600).to_bytes(32, "big")  # 1,024 key bits, valid an hour
+
+
 def _commit_key(session: bytes, peer: str) -> bytes:
-    return _call("commitKey(bytes32,address,bytes32,uint32,uint64)", session, peer, keccak(session), 1024, 3600)
+    """``commitKey`` calldata laid out by hand (static arguments only: 32-byte words in order),
+    10x cheaper than eth-abi's encoder; a test checks it against eth-abi."""
+    return _COMMIT_SELECTOR + session + bytes(12) + bytes.fromhex(peer[2:]) + keccak(session) + _COMMIT_TAIL
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import rlp
 from coincurve import PrivateKey, PublicKey
 
-from node import rlpdecode
+from node import rlpcodec
 from node.engine.base import AccessListEntry, Transaction
 from node.errors import NodeError
 from node.hashing import address_of_public, keccak
@@ -159,8 +158,8 @@ def decode_transaction(raw: bytes, chain_id: int) -> Transaction:
 
 def _rlp_list(data: bytes, length: int) -> list[Any]:
     try:
-        items = rlpdecode.decode(data)
-    except rlpdecode.RlpError as exc:
+        items = rlpcodec.decode(data)
+    except rlpcodec.RlpError as exc:
         raise MalformedTransaction(f"bad RLP: {exc}") from exc
     if not isinstance(items, list) or len(items) != length:
         raise MalformedTransaction(f"expected an RLP list of {length} fields")
@@ -210,7 +209,7 @@ def _legacy(raw: bytes, chain_id: int, tx_hash: bytes) -> Transaction:
     if tx_chain != chain_id:
         raise WrongChainId(chain_id, tx_chain)
     unsigned = [nonce, gas_price, gas, to, value, data, chain_id, b"", b""]
-    sighash = keccak(rlp.encode(unsigned))
+    sighash = keccak(rlpcodec.encode(unsigned))
     sender = _recover(sighash, y_parity, _int(r, "r"), _int(s, "s"))
     return Transaction(
         sender=sender,
@@ -281,7 +280,7 @@ def sign_eip1559(
         data,
         [[bytes.fromhex(e.address[2:]), [k.to_bytes(32, "big") for k in e.storage_keys]] for e in access_list],
     ]
-    signature = PrivateKey(key).sign_recoverable(keccak(b"\x02" + rlp.encode(fields)), hasher=None)
+    signature = PrivateKey(key).sign_recoverable(keccak(b"\x02" + rlpcodec.encode(fields)), hasher=None)
     r, s, y = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]
-    encoded: bytes = rlp.encode([*fields, y, r, s])
+    encoded: bytes = rlpcodec.encode([*fields, y, r, s])
     return b"\x02" + encoded

@@ -1,4 +1,4 @@
-"""Our strict RLP decoder against the ``rlp`` package's ``strict=True``: the same items for
+"""Our RLP codec against the ``rlp`` package (``strict=True`` decoding): the same items for
 every canonical encoding, a refusal for every input it refuses, nothing else escapes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rlp.exceptions import DecodingError, DeserializationError
 
-from node import rlpdecode
+from node import rlpcodec
 
 items = st.recursive(
     st.binary(max_size=70),  # crosses the 55/56-byte boundary of the short form
@@ -29,8 +29,8 @@ def _reference(data: bytes) -> Any:
 
 def _ours(data: bytes) -> Any:
     try:
-        return rlpdecode.decode(data)
-    except rlpdecode.RlpError:
+        return rlpcodec.decode(data)
+    except rlpcodec.RlpError:
         return None
 
 
@@ -38,7 +38,7 @@ def _ours(data: bytes) -> Any:
 @given(items)
 def test_canonical_encodings_decode_as_the_reference(item: Any) -> None:
     encoded = rlp.encode(item)
-    assert rlpdecode.decode(encoded) == item == rlp.decode(encoded, strict=True)
+    assert rlpcodec.decode(encoded) == item == rlp.decode(encoded, strict=True)
 
 
 @settings(max_examples=400)
@@ -71,18 +71,37 @@ def test_random_bytes_agree_with_the_reference(data: bytes) -> None:
     ],
 )
 def test_non_canonical_and_truncated_inputs_are_refused(bad: bytes) -> None:
-    with pytest.raises(rlpdecode.RlpError):
-        rlpdecode.decode(bad)
+    with pytest.raises(rlpcodec.RlpError):
+        rlpcodec.decode(bad)
     assert _reference(bad) is None
 
 
 def test_nesting_is_bounded() -> None:
     deep: Any = b""
-    for _ in range(rlpdecode.MAX_DEPTH + 1):
+    for _ in range(rlpcodec.MAX_DEPTH + 1):
         deep = [deep]
-    with pytest.raises(rlpdecode.RlpError, match="nested"):
-        rlpdecode.decode(rlp.encode(deep))
+    with pytest.raises(rlpcodec.RlpError, match="nested"):
+        rlpcodec.decode(rlp.encode(deep))
     shallow: Any = b""
-    for _ in range(rlpdecode.MAX_DEPTH):
+    for _ in range(rlpcodec.MAX_DEPTH):
         shallow = [shallow]
-    assert rlpdecode.decode(rlp.encode(shallow)) == shallow
+    assert rlpcodec.decode(rlp.encode(shallow)) == shallow
+
+
+encodables = st.recursive(
+    st.binary(max_size=70) | st.integers(min_value=0, max_value=2**300),
+    lambda children: st.lists(children, max_size=6),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400)
+@given(encodables)
+def test_encoding_is_the_reference_s(item: Any) -> None:
+    assert rlpcodec.encode(item) == rlp.encode(item)
+
+
+@pytest.mark.parametrize("bad", [-1, True, "text", 1.5, None])
+def test_what_rlp_does_not_encode_is_refused(bad: Any) -> None:
+    with pytest.raises(ValueError):
+        rlpcodec.encode(bad)
