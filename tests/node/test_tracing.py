@@ -6,6 +6,7 @@ depth and stack, and the callTracer's top frames on everything they carry."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,13 +55,13 @@ def _send_both(urls: tuple[str, str], nonce: int, to: str | None, data: bytes, g
     assert len(hashes) == 1
     tx_hash = hashes.pop()
     for url in urls:
-        for _ in range(300):
-            if rpc(url, "eth_getTransactionReceipt", tx_hash):
-                break
+        deadline = time.monotonic() + 60  # a patience, not a measurement: the machine may be loaded
+        while not rpc(url, "eth_getTransactionReceipt", tx_hash):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{tx_hash} not mined on {url}")
             if url != urls[0]:
                 rpc(url, "evm_mine")
-        else:
-            raise AssertionError(f"{tx_hash} not mined on {url}")
+            time.sleep(0.005)
     return str(tx_hash)
 
 
