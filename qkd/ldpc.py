@@ -201,13 +201,18 @@ def make_code(n: int, m: int, seed: int = 0) -> LdpcCode:
     checks = edge_vars[by_check].reshape(m, dc)
     movable = movable[by_check].reshape(m, dc)
     paired = m - m % 2  # rows seen in pairs, as merging will sum them
-    for _ in range(10):
-        _remove_repeats(checks[:paired].reshape(-1, 2 * dc), movable[:paired].reshape(-1, 2 * dc), rng)
-        if not m % 2:
-            break
-        _remove_repeats(checks, movable, rng)  # the last row alone; a swap may touch a pair
-        if not _repeats(checks[:paired].reshape(-1, 2 * dc)).size:
-            break
+    try:
+        for _ in range(10):
+            _remove_repeats(checks[:paired].reshape(-1, 2 * dc), movable[:paired].reshape(-1, 2 * dc), rng)
+            if not m % 2:
+                break
+            _remove_repeats(checks, movable, rng)  # the last row alone; a swap may touch a pair
+            if not _repeats(checks[:paired].reshape(-1, 2 * dc)).size:
+                break
+    except ConfigError:
+        # A small code may have no such arrangement: then rows only (a variable in both
+        # rows of a pair is left out of the merged check, stage() pads it, still sound).
+        _remove_repeats(checks, movable, rng)
     return LdpcCode(n, m, checks, seed)
 
 
@@ -218,24 +223,31 @@ def _repeats(rows: np.ndarray) -> np.ndarray:
 
 
 def _remove_repeats(checks: np.ndarray, movable: np.ndarray, rng: np.random.Generator) -> None:
-    """Swap ``movable`` entries until no check holds a variable twice (keeps every
-    degree, and the degree-2 chain in place)."""
-    dc = checks.shape[1]
-    spots = np.flatnonzero(movable.ravel())
+    """Swap ``movable`` entries until no row holds a variable twice (keeps every
+    degree, and the degree-2 chain in place). Each round swaps every repeat at once with
+    a distinct random movable entry; a swap rarely makes a new repeat, so a few rounds do.
+
+    Raises:
+        ConfigError: repeats left after 100 rounds.
+    """
+    width = checks.shape[1]
+    flat_movable = movable.ravel()
+    spots = np.flatnonzero(flat_movable)
     for _ in range(100):
-        bad_rows = _repeats(checks)
-        if bad_rows.size == 0:
+        order = np.argsort(checks, axis=1, kind="stable")
+        r, c = np.nonzero(np.diff(np.take_along_axis(checks, order, axis=1), axis=1) == 0)
+        if r.size == 0:
             return
-        for r in bad_rows:
-            row = checks[r]
-            _, first = np.unique(row, return_index=True)
-            dup_cols = np.setdiff1d(np.arange(dc), first)
-            for c in dup_cols:
-                if not movable[r, c]:
-                    continue  # its twin is the movable one
-                r2, c2 = divmod(int(spots[rng.integers(spots.size)]), dc)
-                if checks[r2, c2] not in row and row[c] not in checks[r2]:
-                    checks[r, c], checks[r2, c2] = checks[r2, c2], checks[r, c]
+        first, second = r * width + order[r, c], r * width + order[r, c + 1]
+        pos = np.unique(np.where(flat_movable[second], second, first))
+        pos = pos[flat_movable[pos]]
+        if pos.size == 0:
+            break
+        target = rng.choice(spots, size=min(pos.size, spots.size), replace=False)
+        keep = ~np.isin(target, pos)
+        pos, target = pos[: target.size][keep], target[keep]
+        (pr, pc), (tr, tc) = divmod(pos, width), divmod(target, width)
+        checks[pr, pc], checks[tr, tc] = checks[tr, tc], checks[pr, pc]
     raise ConfigError("could not build the code without repeated variables in a check")
 
 
