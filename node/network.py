@@ -19,8 +19,12 @@ Frames on the transport (one byte of kind, then the payload):
   from the others' COMMITs or syncs the block;
 - ``TRANSACTIONS``: raw transactions admitted here from clients, batched, sent to every
   peer (each node sends its own clients' transactions; peers admit without re-sending);
-- ``HEAD``: the number of a block this node has just made durable; a node behind syncs
+- ``HEAD``: the number of a block this node has made durable; a node behind syncs
   (announced only once the block is in the store, where a sync request will find it).
+  Followers hear it for every block. Validators hear it only once the chain has paused
+  (``HEAD_QUIET_S`` without a newer block): while blocks follow each other, a validator
+  that missed one learns so from the next height's messages, and announcing every block
+  to every validator was a third of a height's deliveries.
 
 Requests: ``BLOCKS`` (from, count) answers final blocks with their seals and raw
 transactions from the store; ``HEAD`` answers the durable head. A syncing node checks
@@ -72,6 +76,7 @@ SEEN_LIMIT = 50_000  # consensus message digests remembered for re-sending once
 GOSSIP_BATCH = 2_000  # transactions per gossip frame
 INCOMING_BATCHES = 256  # gossiped transaction batches waiting for admission
 REGOSSIP_MAX_BYTES = 16 * 1024  # votes are relayed; a proposal (a whole block) only comes from its proposer
+HEAD_QUIET_S = 0.25  # validators hear of our durable head once no newer block has followed it this long
 
 
 class SyncFailed(NodeError):
@@ -155,7 +160,9 @@ class NetworkNode:
         self._machine: qbft.QbftMachine | None = None
         self._gossip: list[bytes] = []
         self._incoming: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=INCOMING_BATCHES)
-        self._gossip_ready = threading.Condition()
+        self._gossip_ready = threading.Condition()  # guards the gossip list and the head fields below
+        self._durable = (-1, 0.0)  # the last block durable here, and when
+        self._told = -1  # the last head announced to validators
         self._running = True
         self._work_queued = threading.Event()
         self._behind: tuple[str, int] | None = None  # a validator announced this head, beyond ours
@@ -506,9 +513,41 @@ class NetworkNode:
         self._kick()
 
     def _announce(self, block: Block, _receipts: object) -> None:
-        """Tell peers a block is durable here (on the writer thread; never let it fail the writer)."""
+        """A block is durable here (on the writer thread; never let it fail the writer).
+
+        Followers hear of it at once: they sync on nothing else. Validators decided it
+        themselves, as a rule; one that missed it learns it is behind from the next
+        height's messages (:class:`qbft.FutureMessage`), so while blocks follow each
+        other the announcement to them waits (see :meth:`_announce_to_validators`).
+        """
+        frame = HEAD_FRAME + block.number.to_bytes(8, "big")
+        validators = self.node.tip.header.validators
+        for peer in self.transport.connected():
+            if peer not in validators:
+                with contextlib.suppress(P2PError):
+                    self.transport.send(peer, frame)
+        with self._gossip_ready:
+            self._durable = (block.number, time.monotonic())
+            self._gossip_ready.notify()
+
+    def _announce_to_validators(self) -> float:
+        """Announce our durable head to every peer once no newer block has followed it for
+        ``HEAD_QUIET_S`` (gossip thread); returns how long until that is due (or ``inf``).
+
+        A validator that missed the block learns it is behind from the next height's
+        messages while the chain is busy; when the chain stops this is how it learns.
+        """
+        with self._gossip_ready:
+            number, at = self._durable
+            if number <= self._told:
+                return float("inf")
+            left = at + HEAD_QUIET_S - time.monotonic()
+            if left > 0:
+                return left
+            self._told = number
         with contextlib.suppress(P2PError):
-            self.transport.broadcast(HEAD_FRAME + block.number.to_bytes(8, "big"))
+            self.transport.broadcast(HEAD_FRAME + number.to_bytes(8, "big"))
+        return float("inf")
 
     def _mine(self) -> None:
         self.transport.broadcast(bytes([FRAME_DEV]) + b"M")
@@ -530,7 +569,8 @@ class NetworkNode:
             self._kick()
 
     def _gossip_loop(self) -> None:
-        """Send admitted transactions to every peer, batched; re-send what waits too long.
+        """Send admitted transactions to every peer, batched; re-send what waits too long;
+        announce the durable head to validators once the chain pauses.
 
         A broadcast reaches only the peers connected at that moment, and a validator that
         never hears of a transaction never starts its round timer for it. So when
@@ -539,9 +579,10 @@ class NetworkNode:
         """
         last_tip, stalled_since = -1, time.monotonic()
         while self._running:
+            head_due = self._announce_to_validators()
             with self._gossip_ready:
                 if self._running and not self._gossip:
-                    self._gossip_ready.wait(self.config.round_timeout_s / 2)
+                    self._gossip_ready.wait(min(self.config.round_timeout_s / 2, head_due))
                 batch, self._gossip = self._gossip[:GOSSIP_BATCH], self._gossip[GOSSIP_BATCH:]
             tip = self.node.tip.number
             if tip != last_tip or not self.node.mempool_size:
