@@ -531,22 +531,25 @@ class Libp2pTransport(Transport):
         buffer = bytearray()
         try:
             while True:
-                while len(buffer) >= 4:
-                    size = int.from_bytes(buffer[:4], "big")
+                start = 0  # frames are cut from here on; the buffer is shifted once per read
+                while len(buffer) - start >= 4:
+                    size = int.from_bytes(buffer[start : start + 4], "big")
                     if size > self.max_frame_bytes:
                         self._drops.add(DropReason.FRAME_TOO_LARGE, sender or str(stream.muxed_conn.peer_id))
                         log.warning("%s: %s announced a %d-byte frame; stream reset", self.address, sender, size)
                         await stream.reset()
                         return
-                    if len(buffer) < 4 + size:
+                    end = start + 4 + size
+                    if len(buffer) < end:
                         break
-                    frame = bytes(buffer[4 : 4 + size])
-                    del buffer[: 4 + size]
+                    frame = bytes(buffer[start + 4 : end])
+                    start = end
                     if served:
                         assert sender is not None
                         self._delivery.frame(sender, frame)
                     else:
                         self._drops.add(DropReason.UNKNOWN_PEER, sender or str(stream.muxed_conn.peer_id))
+                del buffer[:start]
                 try:
                     chunk = await stream.read(READ_BYTES)
                 except EOFError:  # libp2p's StreamEOF is an EOFError
