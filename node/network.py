@@ -21,10 +21,10 @@ Frames on the transport (one byte of kind, then the payload):
   peer (each node sends its own clients' transactions; peers admit without re-sending);
 - ``HEAD``: the number of a block this node has made durable; a node behind syncs
   (announced only once the block is in the store, where a sync request will find it).
-  Followers hear it for every block. Validators hear it only once the chain has paused
-  (``HEAD_QUIET_S`` without a newer block): while blocks follow each other, a validator
-  that missed one learns so from the next height's messages, and announcing every block
-  to every validator was a third of a height's deliveries.
+  Followers hear it for every block. Validators hear it once the chain has paused
+  (``HEAD_QUIET_S`` without a newer block), and at most once a second while it runs: a
+  validator that missed a block learns so from the next height's messages, and
+  announcing every block to every validator was a third of a height's deliveries.
 
 Requests: ``BLOCKS`` (from, count) answers final blocks with their seals and raw
 transactions from the store; ``HEAD`` answers the durable head. A syncing node checks
@@ -76,7 +76,8 @@ SEEN_LIMIT = 50_000  # consensus message digests remembered for re-sending once
 GOSSIP_BATCH = 2_000  # transactions per gossip frame
 INCOMING_BATCHES = 256  # gossiped transaction batches waiting for admission
 REGOSSIP_MAX_BYTES = 16 * 1024  # votes are relayed; a proposal (a whole block) only comes from its proposer
-HEAD_QUIET_S = 0.25  # validators hear of our durable head once no newer block has followed it this long
+HEAD_QUIET_S = 0.25  # validators hear of our durable head once no newer block has followed it this long,
+HEAD_EVERY_S = 1.0  # and at least this often (one far behind hears no messages it could act on)
 
 
 class SyncFailed(NodeError):
@@ -162,7 +163,7 @@ class NetworkNode:
         self._incoming: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=INCOMING_BATCHES)
         self._gossip_ready = threading.Condition()  # guards the gossip list and the head fields below
         self._durable = (-1, 0.0)  # the last block durable here, and when
-        self._told = -1  # the last head announced to validators
+        self._told = (-1, 0.0)  # the last head announced to validators, and when
         self._running = True
         self._work_queued = threading.Event()
         self._behind: tuple[str, int] | None = None  # a validator announced this head, beyond ours
@@ -532,19 +533,23 @@ class NetworkNode:
 
     def _announce_to_validators(self) -> float:
         """Announce our durable head to every peer once no newer block has followed it for
-        ``HEAD_QUIET_S`` (gossip thread); returns how long until that is due (or ``inf``).
+        ``HEAD_QUIET_S``, or ``HEAD_EVERY_S`` after the last announcement (gossip thread);
+        returns how long until that is due (``inf``: nothing new to announce).
 
-        A validator that missed the block learns it is behind from the next height's
-        messages while the chain is busy; when the chain stops this is how it learns.
+        A validator that missed a block learns it is behind from the next height's
+        messages while the chain is busy; when the chain stops, or when it is so far
+        behind that it refuses those messages as too far ahead, this is how it learns.
         """
         with self._gossip_ready:
             number, at = self._durable
-            if number <= self._told:
+            told, told_at = self._told
+            if number <= told:
                 return float("inf")
-            left = at + HEAD_QUIET_S - time.monotonic()
+            now = time.monotonic()
+            left = min(at + HEAD_QUIET_S, told_at + HEAD_EVERY_S) - now
             if left > 0:
                 return left
-            self._told = number
+            self._told = (number, now)
         with contextlib.suppress(P2PError):
             self.transport.broadcast(HEAD_FRAME + number.to_bytes(8, "big"))
         return float("inf")
