@@ -71,31 +71,37 @@ class DrainMeter:
         self.config = config or BackpressureConfig()
         self._lock = threading.Lock()
         self._rate = 0.0  # transactions per second, 0 until measured
-        self._last: tuple[float, int, bool] | None = None  # (time, taken, backlog left behind)
+        self._last: tuple[float, bool] | None = None  # (time of the last drain, backlog left behind)
 
     def taken(self, count: int, now: float, backlog_left: bool) -> None:
         """``count`` transactions were drained (made durable) at ``now`` (monotonic seconds),
-        leaving a backlog behind or not."""
+        leaving a backlog behind or not. They were drained in the interval since the last
+        call; if that one left a backlog, the node worked all through it: a capacity sample."""
         with self._lock:
             if self._last is not None:
-                at, previous, busy = self._last
-                if busy and previous and now > at:  # the node worked all along: a capacity sample
-                    sample = previous / (now - at)
+                at, busy = self._last
+                if busy and count and now > at:
+                    sample = count / (now - at)
                     self._rate = sample if not self._rate else self._rate + SMOOTHING * (sample - self._rate)
-            self._last = (now, count, backlog_left)
+            self._last = (now, backlog_left)
 
     @property
     def rate(self) -> float:
         return self._rate
 
-    def limit(self) -> int:
-        """The most transactions the mempool may hold now."""
+    def limit(self, block_capacity: int = 0) -> int:
+        """The most transactions the backlog may hold now: what drains in the target wait, but
+        never less than the floor or than one full block (``block_capacity`` transactions):
+        a bound below a block would keep blocks part-empty, so the measured rate, and with it
+        the bound, would shrink each block where consensus makes a block take longer than
+        the target wait."""
         c = self.config
-        return max(c.floor, min(c.ceiling, int(self._rate * c.target_wait_s)))
+        return min(c.ceiling, max(c.floor, block_capacity, int(self._rate * c.target_wait_s)))
 
-    def refusal(self, backlog: int) -> NodeOverloaded:
-        """The refusal for a client when ``backlog`` transactions wait: retry once about a
-        target wait's worth has drained."""
-        limit, rate = self.limit(), self._rate
-        wait_s = (backlog - limit / 2) / rate if rate else self.config.target_wait_s
+    def refusal(self, backlog: int, limit: int) -> NodeOverloaded:
+        """The refusal for a client when ``backlog`` transactions wait and ``limit`` may: retry
+        once the backlog is down to half the bound (before any measurement: a fifth of the
+        target wait)."""
+        rate = self._rate
+        wait_s = (backlog - limit / 2) / rate if rate else self.config.target_wait_s / 5
         return NodeOverloaded(backlog, limit, rate, max(1, math.ceil(wait_s * 1000)))

@@ -208,9 +208,35 @@ class Offer:
     def refused(self, raws: list[bytes], retry_after_s: float) -> None:
         """``raws`` (in their order) were refused: offer them again after ``retry_after_s``."""
         self.refusals += len(raws)
-        self._again += raws
+        self._again = raws + self._again  # before the rest: a sender's nonces stay in order
         self._resume_at = time.perf_counter() + retry_after_s
         self._window = max(1, self._window // 2)
+
+    def answered(self, chunk: list[bytes], answers: list[Any]) -> list[Any]:
+        """The hashes of ``chunk``'s accepted transactions, in order; its refused ones (a
+        :class:`NodeOverloaded`, or a JSON-RPC -32005 error object) are offered again after
+        the longest wait asked for.
+
+        Raises:
+            RuntimeError: any other refusal: the benchmark's transactions are all valid.
+        """
+        accepted: list[Any] = []
+        refused: list[bytes] = []
+        retry_ms = 0
+        for raw, answer in zip(chunk, answers, strict=True):
+            if isinstance(answer, bytes | str):
+                accepted.append(answer)
+                continue
+            if isinstance(answer, NodeOverloaded):
+                retry_ms = max(retry_ms, answer.retry_after_ms)
+            elif isinstance(answer, dict) and answer.get("code") == OVERLOADED:
+                retry_ms = max(retry_ms, int((answer.get("data") or {}).get("retryAfterMs", 50)))
+            else:
+                raise RuntimeError(f"benchmark transaction refused: {answer}")
+            refused.append(raw)
+        if refused:
+            self.refused(refused, retry_ms / 1000)
+        return accepted
 
     def __iter__(self) -> Iterator[tuple[list[bytes], float]]:
         """Chunks at their scheduled times: (transactions handed over, time handed over)."""
@@ -274,18 +300,8 @@ class InProcessNode:
         first = time.perf_counter()
         offer = Offer(raws, offered_tps)
         for chunk, at in offer:
-            refused: list[bytes] = []
-            retry_ms = 0
-            for raw, result in zip(chunk, node.submit_many(chunk), strict=True):
-                if isinstance(result, bytes):
-                    submitted[result] = at
-                elif isinstance(result, NodeOverloaded):
-                    refused.append(raw)
-                    retry_ms = max(retry_ms, result.retry_after_ms)
-                else:
-                    raise RuntimeError(f"benchmark transaction refused: {result}")
-            if refused:
-                offer.refused(refused, retry_ms / 1000)
+            for tx_hash in offer.answered(chunk, node.submit_many(chunk)):
+                submitted[tx_hash] = at
         done.wait(timeout=120)
         node.unsubscribe(on_block)
         latencies = [included[h] - t for h, t in submitted.items() if h in included]
@@ -370,16 +386,8 @@ class _RpcSystem:
         first = time.perf_counter()
         offer = Offer(raws, offered_tps, self.max_chunk)
         for chunk, at in offer:
-            refused: list[bytes] = []
-            retry_ms = 0
-            for raw, answer in zip(chunk, self._send_batch(session, chunk), strict=True):
-                if isinstance(answer, str):
-                    submitted[answer] = at
-                else:  # back-pressure: retry after the wait the node asks for
-                    refused.append(raw)
-                    retry_ms = max(retry_ms, int((answer.get("data") or {}).get("retryAfterMs", 50)))
-            if refused:
-                offer.refused(refused, retry_ms / 1000)
+            for tx_hash in offer.answered(chunk, self._send_batch(session, chunk)):
+                submitted[tx_hash] = at
         deadline = time.monotonic() + 120  # a system that cannot keep up is reported with what it included
         while time.monotonic() < deadline:
             with lock:

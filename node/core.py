@@ -41,7 +41,7 @@ from node.admission import (
     SenderNotPermitted,
     check_static,
 )
-from node.backpressure import BackpressureConfig, DrainMeter
+from node.backpressure import BackpressureConfig, DrainMeter, NodeOverloaded
 from node.block import Block, BlockHeader, SealedReceipt, genesis_block, seal
 from node.datadir import DataDirectoryLock
 from node.engine.base import Account, EngineError, ExecutionReceipt, LogEntry, StateDiff, Transaction
@@ -66,6 +66,7 @@ OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read 
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
 SEALED_AHEAD = 4  # blocks the proposer may run ahead of the store (written together in one commit)
 GROUP_COMMIT_MAX = 16  # blocks written in one store commit at most
+COMMIT_GAS_GUESS = 200_000  # the gas limit a transaction is taken to have before any is seen
 UNREAD_KEPT = 20_000  # durable writes kept for the reader before the writer loads them into it
 DROPPED_KEPT = 10_000  # dropped transactions remembered (with their reason) for clients that ask
 
@@ -280,6 +281,8 @@ class Node:
         self._queued: dict[str, dict[int, Pending]] = {}  # sender -> nonce -> waiting for a gap to fill
         self._queued_count = 0
         self._in_flight = 0  # transactions in blocks built or decided, not yet durable
+        self._reserved = 0  # client transactions being decoded and admitted (room taken for them)
+        self._gas_seen = float(COMMIT_GAS_GUESS)  # running mean of admitted transactions' gas limits
         self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
         self._mine_requests = 0
         self._listeners: list[BlockListener] = []
@@ -313,9 +316,13 @@ class Node:
             TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
                 funds, permission, duplicate, full pool, :class:`NodeOverloaded`); nothing changed.
         """
-        if announce and self.backlog >= self.drain.limit():  # before the costly recovery
-            raise self.drain.refusal(self.backlog)
-        return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
+        if not announce:  # a peer's: its origin admitted it
+            return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
+        self._reserve(1)
+        try:
+            return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
+        finally:
+            self._release(1)
 
     def submit_many(self, raws: list[bytes], announce: bool = True) -> list[bytes | TransactionRejected]:
         """Admit many transactions, recovering signatures on all cores; in order, one result each.
@@ -323,34 +330,61 @@ class Node:
         ``announce``: tell the :meth:`on_admitted` listeners (gossip); off for transactions
         that came from peers, which every validator already received from their origin.
 
-        A client's transactions (``announce``) past the backlog bound are refused with
-        :class:`~node.backpressure.NodeOverloaded` before anything is decoded: the batch's
-        first ones are taken, so a sender's nonces stay without a gap.
+        A client's batch (``announce``) is taken whole if the node's backlog is under its
+        bound when it arrives (so the bound is passed by one batch at most, and a sender's
+        nonces in it keep no gap), and refused whole with
+        :class:`~node.backpressure.NodeOverloaded` otherwise, before anything is decoded.
         """
-        refused: list[bytes | TransactionRejected] = []
-        if announce:
-            backlog = self.backlog
-            room = max(0, self.drain.limit() - backlog)
-            if room < len(raws):
-                refused = [self.drain.refusal(backlog)] * (len(raws) - room)  # one refusal answers them all
-                raws = raws[:room]
-        decoded: list[Transaction | TransactionRejected]
-        if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
-            size = -(-len(raws) // (self._workers * 2))
-            chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
-            decoded = [d for part in self._pool.map(decode_chunk, chunks, [self.chain_id] * len(chunks)) for d in part]
-        else:
-            decoded = decode_chunk(raws, self.chain_id)
-        results: list[bytes | TransactionRejected] = []
-        for item, raw in zip(decoded, raws, strict=True):
-            if isinstance(item, TransactionRejected):
-                results.append(item)
-                continue
+        reserved = len(raws) if announce else 0
+        if reserved:
             try:
-                results.append(self._admit(item, bytes(raw), announce))
-            except TransactionRejected as exc:
-                results.append(exc)
-        return results + refused
+                self._reserve(reserved)
+            except NodeOverloaded as refusal:
+                return [refusal] * len(raws)  # one refusal answers them all
+        try:
+            decoded: list[Transaction | TransactionRejected]
+            if self._pool is not None and len(raws) >= PARALLEL_DECODE_MIN:
+                size = -(-len(raws) // (self._workers * 2))
+                chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
+                decoded = [d for part in self._pool.map(decode_chunk, chunks, [self.chain_id] * len(chunks))
+                           for d in part]  # fmt: skip
+            else:
+                decoded = decode_chunk(raws, self.chain_id)
+            results: list[bytes | TransactionRejected] = []
+            for item, raw in zip(decoded, raws, strict=True):
+                if isinstance(item, TransactionRejected):
+                    results.append(item)
+                    continue
+                try:
+                    results.append(self._admit(item, bytes(raw), announce))
+                except TransactionRejected as exc:
+                    results.append(exc)
+            return results
+        finally:
+            if reserved:
+                self._release(reserved)
+
+    def _reserve(self, count: int) -> None:
+        """Take room for ``count`` client transactions while they are decoded and admitted, so
+        concurrent batches see each other (release with :meth:`_release`).
+
+        Raises:
+            NodeOverloaded: the backlog is at its bound.
+        """
+        with self._cond:
+            backlog, limit = self.backlog, self.backlog_limit()
+            if backlog >= limit:
+                raise self.drain.refusal(backlog, limit)
+            self._reserved += count
+
+    def _release(self, count: int) -> None:
+        with self._cond:
+            self._reserved -= count
+
+    def backlog_limit(self) -> int:
+        """The backlog bound now: the drain in the target wait, at least one full block of the
+        transactions seen lately (by their gas limit), at least the configured floor."""
+        return self.drain.limit(self.genesis.block_gas_limit // max(21_000, int(self._gas_seen)))
 
     def _account(self, address: str) -> Account:
         """The account after the last built block (the engine is asked only on a miss)."""
@@ -374,6 +408,7 @@ class Node:
         if not self.permissioning.may_deploy(tx):
             raise ContractCreationNotPermitted(tx.sender)
         account = self._account(tx.sender)
+        self._gas_seen += 0.05 * (tx.gas - self._gas_seen)  # a rough running mean: the bound's block size
         needed = tx.gas * tx.max_fee_per_gas + tx.value
         if account.balance < needed:
             raise InsufficientFundsForTransfer(tx.sender, needed, account.balance)
@@ -388,6 +423,8 @@ class Node:
             if tx.nonce < expected:
                 raise NonceTooLow(tx.sender, expected, tx.nonce)
             if tx.nonce > expected:
+                if announce and self.backlog > self.backlog_limit():  # its gap is likely a refusal: retry it
+                    raise self.drain.refusal(self.backlog, self.backlog_limit())
                 self._queue(tx, raw, expected)
                 return tx.tx_hash
             admitted = [Pending(tx, raw), *self._promoted(tx.sender, expected + 1)]
@@ -640,17 +677,21 @@ class Node:
             except BaseException as exc:  # a full disk: stop, and say why
                 self._fail(exc)
                 return
-            with self._cond:  # the drain: what became durable, sampled while a backlog lasts
-                self._in_flight -= sum(len(b.receipts) for b in blocks)
-                self.drain.taken(sum(len(b.receipts) for b in blocks), time.monotonic(), self.backlog > 0)
-            for built in blocks:
-                with self._unread_lock:
+            if not blocks:
+                continue
+            with self._unread_lock:  # the whole group at once: no receipt readable above the head
+                for built in blocks:
                     self._unread.update(built.diff)
-                    self.head = built.block
-                with self._cond:
+                self.head = blocks[-1].block
+            drained = sum(len(b.receipts) for b in blocks)
+            with self._cond:  # the drain: what became durable, sampled while a backlog lasts
+                self._in_flight -= drained
+                self.drain.taken(drained, time.monotonic(), self.backlog > 0)
+                for built in blocks:
                     for r in built.receipts:
                         self._known.discard(r.tx_hash)
-                    self._cond.notify_all()
+                self._cond.notify_all()
+            for built in blocks:
                 for listener in list(self._listeners):
                     listener(built.block, built.receipts)
             self._fold_unread()
@@ -884,9 +925,10 @@ class Node:
 
     @property
     def backlog(self) -> int:
-        """Transactions admitted and not yet durable: the mempool's and those in blocks built
-        but not yet committed (what back-pressure bounds)."""
-        return len(self._mempool) + self._in_flight
+        """Transactions admitted and not yet durable (the mempool's, the nonce-gap queue's,
+        those in blocks built but not yet committed) and those being admitted: what
+        back-pressure bounds."""
+        return len(self._mempool) + self._in_flight + self._reserved + self._queued_count
 
     @property
     def mempool_size(self) -> int:

@@ -30,7 +30,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from node.backpressure import NodeOverloaded
 from node.benchmark import InProcessNode, Offer, Workload, rss_of
 from node.metrics import Percentiles
 
@@ -99,6 +98,7 @@ class _Windows:
         self.refusals = 0
         self.start = self.opened = time.perf_counter()
         self._latencies: list[float] = []
+        self._early: dict[bytes, float] = {}
         self._at_open = 0
 
     def on_block(self, _block: object, receipts: list[Any]) -> None:
@@ -106,11 +106,24 @@ class _Windows:
         with self.lock:
             for r in receipts:
                 at = self.submitted.pop(r.tx_hash, None)
-                if at is not None:
-                    self._latencies.append(now - at)
-                    self.included += 1
+                if at is None:  # durable before the client registered it
+                    self._early[r.tx_hash] = now
+                else:
+                    self._included(now - at)
             if now - self.opened >= self.window_s:
                 self.close_window(now)
+
+    def accepted(self, tx_hash: bytes, at: float) -> None:
+        """The node took ``tx_hash``, handed over at ``at`` (lock held)."""
+        done = self._early.pop(tx_hash, None)
+        if done is None:
+            self.submitted[tx_hash] = at
+        else:
+            self._included(done - at)
+
+    def _included(self, latency: float) -> None:
+        self._latencies.append(latency)
+        self.included += 1
 
     def close_window(self, now: float) -> None:
         """Record the window ending ``now`` (lock held)."""
@@ -163,20 +176,11 @@ def run_long(
             for segment in _segments(stream):
                 offer = Offer(segment, offered_tps)
                 for chunk, at in offer:
-                    refused: list[bytes] = []
-                    retry_ms = 0
-                    with windows.lock:  # hashes are registered before their block can be durable
-                        for raw, result in zip(chunk, node.submit_many(chunk), strict=True):
-                            if isinstance(result, bytes):
-                                windows.submitted[result] = at
-                            elif isinstance(result, NodeOverloaded):
-                                refused.append(raw)
-                                retry_ms = max(retry_ms, result.retry_after_ms)
-                            else:
-                                raise RuntimeError(f"long-run transaction refused: {result}")
-                        windows.refusals += len(refused)
-                    if refused:
-                        offer.refused(refused, retry_ms / 1000)
+                    results = node.submit_many(chunk)  # no lock held: the writer's callback is not kept waiting
+                    with windows.lock:
+                        for tx_hash in offer.answered(chunk, results):
+                            windows.accepted(tx_hash, at)
+                        windows.refusals = offer.refusals
             deadline = time.monotonic() + 300
             while windows.included < transactions and time.monotonic() < deadline:
                 time.sleep(0.05)

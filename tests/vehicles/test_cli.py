@@ -88,7 +88,7 @@ def test_bench_node_json(tmp_path: Path) -> None:
         assert r["rss_mb"] > 10
     assert json.loads((tmp_path / "bench_node.json").read_text())["results"] == report["results"]
     assert report["engine_memory"]["transactions"] == 300 and report["engine_memory"]["journal_entries_end"] <= 2
-    assert 0 < report["recovery_tps"]["one_core"] and 0 < report["recovery_tps"]["all_cores"]
+    assert report["recovery_tps"]["one_core"] > 0 and report["recovery_tps"]["all_cores"] > 0
     for name in systems:
         summary = report["summary"][name]
         peak = max(r["tps"] for r in report["results"] if r["system"] == name)
