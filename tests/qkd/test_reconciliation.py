@@ -13,7 +13,18 @@ from hypothesis import strategies as st
 from qkd.classical import Reply, Request, RevealRequest, SiftRequest, SyndromeReply
 from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
-from qkd.ldpc import CHAIN_090, ENSEMBLES, _phi, channel_llr, decode, make_code, stage, stage_syndrome
+from qkd.ldpc import (
+    CHAIN_090,
+    CHAIN_GIRTH,
+    ENSEMBLES,
+    _chain_order,
+    _phi,
+    channel_llr,
+    decode,
+    make_code,
+    stage,
+    stage_syndrome,
+)
 from qkd.reconciliation import RECONCILERS, CascadeReconciler, LdpcReconciler
 from qkd.session import AliceEndpoint
 from qkd.verification import PRIME, WORD_BITS, UniversalHash, polynomial_hash
@@ -71,6 +82,20 @@ def test_no_variable_cancels_when_rows_merge(n: int, m: int) -> None:
         degrees = np.bincount(code.checks.ravel(), minlength=n)
         assert set(np.unique(degrees)) <= set(CHAIN_090) | {4}
         assert np.count_nonzero(degrees == 2) < m
+
+
+@pytest.mark.parametrize("m", [3_001, 4_700])
+def test_merging_folds_the_chain_without_short_cycles(m: int) -> None:
+    order = _chain_order(m, np.random.default_rng(m))
+    assert np.array_equal(np.sort(order), np.arange(m))
+    pos = np.empty(m, dtype=np.int64)
+    pos[order] = np.arange(m)
+    x, y = pos[0 : m - m % 2 : 2], pos[1 : m - m % 2 : 2]  # chain positions of each pair's rows
+    assert np.abs(x - y).min() >= CHAIN_GIRTH  # one merged pair: a cycle of |x - y| chain bits
+    by_x = np.argsort(x)
+    xs, ys = x[by_x], y[by_x]
+    for d in range(1, CHAIN_GIRTH):  # two merged pairs: |x1 - x2| + |y1 - y2| chain bits
+        assert (np.abs(xs[d:] - xs[:-d]) + np.abs(ys[d:] - ys[:-d])).min() >= CHAIN_GIRTH
 
 
 def test_merged_stages_are_the_mother_code_with_rows_summed() -> None:
