@@ -91,17 +91,17 @@ class DrainMeter:
 
     def limit(self, block_capacity: int = 0) -> int:
         """The most transactions the backlog may hold now: what drains in the target wait, but
-        never less than the floor or than one full block (``block_capacity`` transactions):
-        a bound below a block would keep blocks part-empty, so the measured rate, and with it
-        the bound, would shrink each block where consensus makes a block take longer than
-        the target wait."""
+        never less than the floor or than ``block_capacity`` (what the node's pipeline holds
+        when full): a bound below a block would keep blocks part-empty, so the measured rate,
+        and with it the bound, would shrink each block where consensus makes a block take
+        longer than the target wait."""
         c = self.config
         return min(c.ceiling, max(c.floor, block_capacity, int(self._rate * c.target_wait_s)))
 
     def refusal(self, backlog: int, limit: int) -> NodeOverloaded:
         """The refusal for a client when ``backlog`` transactions wait and ``limit`` may: retry
-        once the backlog is down to half the bound (before any measurement: a fifth of the
-        target wait)."""
+        once the backlog is down to three quarters of the bound, so the node still has work
+        when the client comes back (before any measurement: a fifth of the target wait)."""
         rate = self._rate
-        wait_s = (backlog - limit / 2) / rate if rate else self.config.target_wait_s / 5
+        wait_s = (backlog - 0.75 * limit) / rate if rate else self.config.target_wait_s / 5
         return NodeOverloaded(backlog, limit, rate, max(1, math.ceil(wait_s * 1000)))

@@ -64,7 +64,8 @@ CLIENT_VERSION = "qkdchain/0.1.0/revm"
 MAX_DRIFT_S = 15  # how far ahead of this node's clock a peer's block timestamp may be
 OVERRIDE_CODE_KEPT = 32 * 1024 * 1024  # past this much override code, the read engine is rebuilt
 MAX_TIME_OFFSET_S = 100 * 365 * 86_400  # the dev clock moves at most a century ahead (timestamps stay far below 2**63)
-SEALED_AHEAD = 4  # blocks the proposer may run ahead of the store (written together in one commit)
+SEALED_AHEAD = 2  # blocks the proposer may run ahead of the store (written together in one commit)
+PIPELINE_BLOCKS = SEALED_AHEAD + 2  # blocks of transactions the backlog may always hold
 GROUP_COMMIT_MAX = 16  # blocks written in one store commit at most
 COMMIT_GAS_GUESS = 200_000  # the gas limit a transaction is taken to have before any is seen
 UNREAD_KEPT = 20_000  # durable writes kept for the reader before the writer loads them into it
@@ -382,9 +383,13 @@ class Node:
             self._reserved -= count
 
     def backlog_limit(self) -> int:
-        """The backlog bound now: the drain in the target wait, at least one full block of the
-        transactions seen lately (by their gas limit), at least the configured floor."""
-        return self.drain.limit(self.genesis.block_gas_limit // max(21_000, int(self._gas_seen)))
+        """The backlog bound now: the drain in the target wait, at least the configured floor,
+        and at least what keeps the pipeline full (:data:`PIPELINE_BLOCKS` full blocks of the
+        transactions seen lately, by their gas limit: one being built, one waiting in the
+        mempool, those being committed); a smaller bound leaves the proposer idle while the
+        store commits, and the client waiting on its refusal."""
+        per_block = self.genesis.block_gas_limit // max(21_000, int(self._gas_seen))
+        return self.drain.limit(PIPELINE_BLOCKS * per_block)
 
     def _account(self, address: str) -> Account:
         """The account after the last built block (the engine is asked only on a miss)."""

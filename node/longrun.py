@@ -173,6 +173,7 @@ def run_long(
             roles = node.processes()
             cpu_start = _cpu_by_role(roles)
             node.subscribe(windows.on_block)
+            refused_before = 0  # refusals of the segments already offered
             for segment in _segments(stream):
                 offer = Offer(segment, offered_tps)
                 for chunk, at in offer:
@@ -180,7 +181,8 @@ def run_long(
                     with windows.lock:
                         for tx_hash in offer.answered(chunk, results):
                             windows.accepted(tx_hash, at)
-                        windows.refusals = offer.refusals
+                        windows.refusals = refused_before + offer.refusals
+                refused_before += offer.refusals
             deadline = time.monotonic() + 300
             while windows.included < transactions and time.monotonic() < deadline:
                 time.sleep(0.05)
