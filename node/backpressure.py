@@ -1,4 +1,4 @@
-"""Back-pressure: the mempool holds at most what the node drains in a short wait.
+"""Back-pressure: the backlog holds at most what the node drains in a short wait.
 
 A node that queues everything it is offered turns overload into latency: offered four
 times what it executes, its mempool fills and every transaction waits seconds behind

@@ -317,13 +317,10 @@ class Node:
             TransactionRejected: a named refusal (decoding, signature, chain id, nonce, gas,
                 funds, permission, duplicate, full pool, :class:`NodeOverloaded`); nothing changed.
         """
-        if not announce:  # a peer's: its origin admitted it
-            return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
-        self._reserve(1)
-        try:
-            return self._admit(decode_transaction(bytes(raw), self.chain_id), bytes(raw), announce)
-        finally:
-            self._release(1)
+        result = self.submit_many([raw], announce)[0]  # one path: back-pressure, decoding, admission
+        if isinstance(result, TransactionRejected):
+            raise result
+        return result
 
     def submit_many(self, raws: list[bytes], announce: bool = True) -> list[bytes | TransactionRejected]:
         """Admit many transactions, recovering signatures on all cores; in order, one result each.
@@ -428,8 +425,9 @@ class Node:
             if tx.nonce < expected:
                 raise NonceTooLow(tx.sender, expected, tx.nonce)
             if tx.nonce > expected:
-                if announce and self.backlog > self.backlog_limit():  # its gap is likely a refusal: retry it
-                    raise self.drain.refusal(self.backlog, self.backlog_limit())
+                backlog, limit = self.backlog, self.backlog_limit()
+                if announce and backlog > limit:  # its gap is likely a refusal: retry it
+                    raise self.drain.refusal(backlog, limit)
                 self._queue(tx, raw, expected)
                 return tx.tx_hash
             admitted = [Pending(tx, raw), *self._promoted(tx.sender, expected + 1)]
@@ -503,7 +501,7 @@ class Node:
                     with self._cond:
                         self._in_flight -= len(batch) - len(built.receipts)
                 self._tip = built.block
-                self._sealed.put(built)  # blocks while two blocks wait for the disk
+                self._sealed.put(built)  # blocks while SEALED_AHEAD blocks wait for the disk
         except BaseException as exc:  # a bug: stop admitting, surface it
             self._fail(exc)
         finally:
