@@ -282,6 +282,7 @@ class Node:
         self._queued: dict[str, dict[int, Pending]] = {}  # sender -> nonce -> waiting for a gap to fill
         self._queued_count = 0
         self._in_flight = 0  # transactions in blocks built or decided, not yet durable
+        self._taken: dict[bytes, Pending] = {}  # those transactions, still pending for clients
         self._reserved = 0  # client transactions being decoded and admitted (room taken for them)
         self._gas_seen = float(COMMIT_GAS_GUESS)  # running mean of admitted transactions' gas limits
         self._rejected: OrderedDict[bytes, TransactionRejected | EngineError] = OrderedDict()
@@ -494,6 +495,7 @@ class Node:
                     batch = self.take()
                     for pending in batch:
                         del self._mempool[pending.tx.tx_hash]
+                        self._taken[pending.tx.tx_hash] = pending
                     self._in_flight += len(batch)
                 with self._engine_lock:
                     built = self.build(self._tip, batch, self._key, round_=0, undoable=False)
@@ -634,7 +636,9 @@ class Node:
         self._view.update(built.diff.accounts)
         with self._cond:
             for r in built.receipts:
-                self._mempool.pop(r.tx_hash, None)
+                taken = self._mempool.pop(r.tx_hash, None)
+                if taken is not None:
+                    self._taken[r.tx_hash] = taken
             self._in_flight += len(built.receipts)
         self._tip = built.block
         self._sealed.put(built)
@@ -693,6 +697,7 @@ class Node:
                 for built in blocks:
                     for r in built.receipts:
                         self._known.discard(r.tx_hash)
+                        self._taken.pop(r.tx_hash, None)
                 self._cond.notify_all()
             for built in blocks:
                 for listener in list(self._listeners):
@@ -711,6 +716,7 @@ class Node:
         with self._cond:
             self._mempool.pop(tx.tx_hash, None)
             self._known.discard(tx.tx_hash)
+            self._taken.pop(tx.tx_hash, None)
             self._pending_nonce.pop(tx.sender, None)  # recomputed from state on next admission
             self._rejected[tx.tx_hash] = reason
             while len(self._rejected) > DROPPED_KEPT:
@@ -723,9 +729,10 @@ class Node:
             return self._rejected.get(tx_hash)
 
     def pending(self, tx_hash: bytes) -> Pending | None:
-        """The transaction if it waits in the mempool or in the queue (a nonce gap before it)."""
+        """The transaction if it waits in the mempool, in a block not yet durable, or in the
+        queue (a nonce gap before it)."""
         with self._cond:
-            found = self._mempool.get(tx_hash)
+            found = self._mempool.get(tx_hash) or self._taken.get(tx_hash)
             if found is None and tx_hash in self._known:
                 found = next((p for q in self._queued.values() for p in q.values() if p.tx.tx_hash == tx_hash), None)
             return found
