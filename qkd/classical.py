@@ -97,7 +97,12 @@ class SyndromeRequest:
     ``(frame_bits, rows, code_seed)``, for the frames ``frame_ids`` (all when empty).
     The first request (``split_to`` < 0) asks for the code with the first ``merged``
     pairs of rows merged; a retry asks for the first row of each pair in
-    ``[split_to, merged)``, splitting them again."""
+    ``[split_to, merged)``, splitting them again.
+
+    The first request may carry ``hash_keys`` (fresh from Bob's operating system): Alice
+    then answers with every frame's universal-hash tag under them too, and each frame is
+    verified on its own (:data:`SYNDROME_ROUNDS_MAX` requests at most, so that the
+    union bound over the words Bob may check is known before he draws the keys)."""
 
     frame_bits: int
     rows: int
@@ -106,19 +111,29 @@ class SyndromeRequest:
     merged: int
     split_to: int = -1
     frame_ids: tuple[int, ...] = ()
+    hash_keys: tuple[int, ...] = ()
     seq: int = 0
 
     def wire_bits(self) -> int:
-        return (6 + len(self.frame_ids)) * INDEX_BITS
+        return (6 + len(self.frame_ids)) * INDEX_BITS + FIELD_ELEMENT_BITS * len(self.hash_keys)
+
+
+# Syndrome requests per session at most: each is a round trip, and with per-frame
+# verification each may hand Bob one more decoded word to check against a frame's tag.
+SYNDROME_ROUNDS_MAX = 5
 
 
 @dataclass(frozen=True)
 class SyndromeReply:
+    """The syndrome bits of each requested frame; to a first request with hash keys,
+    also each frame's tag (one field element per key)."""
+
     syndromes: np.ndarray  # (frames, rows) uint8
+    tags: tuple[tuple[int, ...], ...] = ()
     seq: int = 0
 
     def wire_bits(self) -> int:
-        return int(self.syndromes.size)
+        return int(self.syndromes.size) + FIELD_ELEMENT_BITS * sum(len(t) for t in self.tags)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,9 @@ def bench_qkd(
     sessions: Annotated[int, typer.Option(min=1, help="Sessions over 10 km per reconciliation method.")] = 8,
     rtt_ms: Annotated[float, typer.Option("--rtt-ms", min=0, help="Round-trip time of the classical link.")] = 5.0,
     reconciliation_trials: Annotated[int, typer.Option(min=1, help="Blocks per QBER and method.")] = 10,
+    ldpc_frames: Annotated[
+        int, typer.Option(min=0, help="LDPC alone on this many more frames per QBER (residual frame error).")
+    ] = 0,
     distances: Annotated[str, typer.Option(help="Distances (km) of the key-rate curves, comma-separated.")] = ",".join(
         str(d) for d in range(0, 151, 10)
     ),
@@ -125,6 +128,7 @@ def bench_qkd(
             sessions=sessions,
             rtt_ms=rtt_ms,
             reconciliation_trials=reconciliation_trials,
+            ldpc_frames=ldpc_frames,
             distances=kms,
             simulated=points,
             progress=say,
@@ -145,9 +149,12 @@ def bench_qkd(
             f"p99 {c['p99']:.0f} ms, round trips <= {s['round_trips']['max']}, on a {report['rtt_ms']} ms RTT link "
             f"p50 {link['p50']:.0f} ms"
         )
-    for r in report["reconciliation"].values():
+    for r in [*report["reconciliation"].values(), *report["ldpc_frames"].values()]:
         out.print(
-            f"{r['method']} at QBER {r['qber']:.0%}: f {r['efficiency_mean']} (max {r['efficiency_max']}), "
-            f"FER {r['frame_error_rate']}, round trips <= {r['round_trips_max']}, {r['bits_per_s']:,} bits/s"
+            f"{r['method']} at QBER {r['qber']:.0%}, {r['trials']} blocks: f {r['efficiency_mean']} "
+            f"(max {r['efficiency_max']}, with frame tags {r['efficiency_with_frame_tags_mean']}), "
+            f"frame errors {r['frame_errors']} (95 % upper bound {r['frame_error_95_upper']:.2g}, "
+            f"{r['wrong_words_caught']} wrong words caught), round trips <= {r['round_trips_max']}, "
+            f"{r['bits_per_s']:,} bits/s"
         )
     out.print(f"saved {json_path} and {png_path}")

@@ -17,6 +17,11 @@ class ReconciliationError(QkdError):
     """Error correction could not make the two blocks equal."""
 
 
+class FrameVerificationFailed(ReconciliationError):
+    """A frame decoded to words that satisfy its syndrome but not its verification tag,
+    up to the last retry."""
+
+
 class KeyPoolError(QkdError):
     """The key pool's files are unreadable or inconsistent."""
 

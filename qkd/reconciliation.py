@@ -9,6 +9,11 @@ Two reconcilers behind one interface; each counts every bit it discloses.
   rate compatible by check merging (:func:`qkd.ldpc.stage`), so each further bit splits
   a merged check and the code stays a good LDPC code (one round trip per retry for all
   failed frames). Leak = every syndrome bit sent, plus one bit per frame per retry.
+  Each frame is verified on its own: the first request carries universal-hash keys
+  from Bob's OS and Alice returns each frame's tag with its syndrome; a frame whose
+  decoded word satisfies the syndrome but not the tag is a failure like any other and
+  goes on to the next retry (:class:`qkd.verification.FrameVerification`: the tags are
+  the session's error verification, with ``eps_cor`` over every word Bob may check).
 - :class:`CascadeReconciler`: interactive Cascade; few leaked bits at low QBER, but one
   round trip per parity question.
 """
@@ -24,6 +29,7 @@ import numpy as np
 
 from qkd.cascade import DEFAULT_PASSES, cascade
 from qkd.classical import (
+    SYNDROME_ROUNDS_MAX,
     ParityReply,
     ParityRequest,
     Reply,
@@ -31,9 +37,10 @@ from qkd.classical import (
     SyndromeReply,
     SyndromeRequest,
 )
-from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
+from qkd.errors import ConfigError, FrameVerificationFailed, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
 from qkd.ldpc import LLR_CLIP, Stage, channel_llr, decode, stage
+from qkd.verification import FrameVerification
 
 Ask = Callable[[Request], Reply]
 FRAME_MAX_BITS = 1 << 16
@@ -46,6 +53,9 @@ class Reconciliation:
     round_trips: int
     method: str
     detail: dict[str, float | int]
+    # Per-frame verification done during reconciliation (its eps_cor and tag bits), or
+    # None: the caller still has to verify the whole block.
+    verified: FrameVerification | None = None
 
 
 class Reconciler(Protocol):
@@ -57,11 +67,13 @@ class Reconciler(Protocol):
         """The efficiency to size sessions with: what the method reaches on most blocks."""
         ...
 
-    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int) -> Reconciliation:
-        """Correct ``bob`` toward Alice's key, asking through ``ask``.
+    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int, eps_cor: float = 1e-15) -> Reconciliation:
+        """Correct ``bob`` toward Alice's key, asking through ``ask``; a reconciler that
+        verifies as it goes does so for ``eps_cor`` (``Reconciliation.verified``).
 
         Raises:
-            ReconciliationError: the blocks could not be made equal.
+            ReconciliationError: the blocks could not be made equal
+                (:class:`FrameVerificationFailed`: words were found, but not Alice's).
             ProtocolViolation: Alice's answers are malformed.
         """
         ...
@@ -73,7 +85,7 @@ class CascadeReconciler:
     name: str = "cascade"
     planning_efficiency: float = 1.1
 
-    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int) -> Reconciliation:
+    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int, eps_cor: float = 1e-15) -> Reconciliation:
         rounds = 0
 
         class _Oracle:
@@ -104,14 +116,17 @@ class LdpcReconciler:
     steps: tuple[float, ...] = (0.04, 0.04, 0.06, 0.10)
     max_iterations: int = 100
     stall: int = 10
+    verify_frames: bool = True
     name: str = "ldpc"
     planning_efficiency: float = 1.3
 
     def __post_init__(self) -> None:
         if self.f_start < 1 or any(s <= 0 for s in self.steps):
             raise ConfigError("ldpc needs f_start >= 1 and positive steps")
+        if len(self.steps) + 1 > SYNDROME_ROUNDS_MAX:
+            raise ConfigError(f"ldpc allows {SYNDROME_ROUNDS_MAX - 1} retries at most")
 
-    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int) -> Reconciliation:
+    def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int, eps_cor: float = 1e-15) -> Reconciliation:
         n = int(bob.size)
         if n < 64:
             raise ConfigError(f"{n} bits are too few for LDPC reconciliation")
@@ -134,6 +149,12 @@ class LdpcReconciler:
         kept: list[list[np.ndarray]] = [[] for _ in range(frames)]  # last attempt's messages per block
         pending = list(range(frames))
         leaked = rounds = iterations = 0
+        verifier = (
+            FrameVerification.fresh(frame_bits, frames, SYNDROME_ROUNDS_MAX, eps_cor) if self.verify_frames else None
+        )
+        tags: tuple[tuple[int, ...], ...] = ()
+        wrong: set[int] = set()  # frames whose last word met the syndrome but not the tag
+        wrong_words = 0
         for step, k in enumerate(merged):
             if step and k == merged[step - 1]:
                 continue  # nothing left to split at this step
@@ -146,12 +167,17 @@ class LdpcReconciler:
                 merged[0] if first else merged[step - 1],
                 -1 if first else k,
                 tuple(pending),
+                verifier.hash.keys if first and verifier is not None else (),
             )
             reply = ask(request)
             rounds += 1
             expect = rows - merged[0] if first else merged[step - 1] - k
             if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), expect):
                 raise ProtocolViolation("malformed_message", "syndrome reply of the wrong shape")
+            if first and verifier is not None:
+                tags = reply.tags
+                if len(tags) != frames or any(len(t) != len(verifier.hash.keys) for t in tags):
+                    raise ProtocolViolation("malformed_message", "frame tags of the wrong shape")
             # A retry also tells Alice which frames failed: one bit per frame.
             leaked += int(reply.syndromes.size) + (0 if first else frames)
             bits = reply.syndromes.astype(np.uint8) & 1
@@ -169,27 +195,40 @@ class LdpcReconciler:
                 syndromes = [pair_sum[f, :k]] if k else []
                 if code.single is not None:
                     syndromes.append(single[f, 2 * k :])
-                start = _carried(kept[f], merged[step - 1], code) if step else []
+                # A frame whose last word was wrong starts afresh: its messages led there.
+                start = _carried(kept[f], merged[step - 1], code) if step and f not in wrong else []
                 decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall, start=start)
                 kept[f] = decoded.messages
                 iterations += decoded.iterations
-                if decoded.converged:
+                wrong.discard(f)
+                if decoded.converged and (verifier is None or verifier.hash.tag(decoded.bits) == tags[f]):
                     out[f] = decoded.bits
-                else:
-                    still.append(f)
+                    continue
+                if decoded.converged:
+                    wrong.add(f)
+                    wrong_words += 1
+                still.append(f)
             pending = still
             if not pending:
                 break
         if pending:
-            raise ReconciliationError(
-                f"{len(pending)} of {frames} frames did not decode after {len(self.steps)} retries"
-            )
+            what = f"{len(pending)} of {frames} frames not reconciled after {rounds} rounds"
+            if wrong >= set(pending):
+                raise FrameVerificationFailed(f"{what}: their words meet the syndrome, not the verification tag")
+            raise ReconciliationError(what)
         return Reconciliation(
             out.reshape(-1)[:n],
             leaked,
             rounds,
             self.name,
-            {"frames": frames, "frame_bits": frame_bits, "mother_rows": rows, "iterations": iterations},
+            {
+                "frames": frames,
+                "frame_bits": frame_bits,
+                "mother_rows": rows,
+                "iterations": iterations,
+                "wrong_words": wrong_words,
+            },
+            verifier,
         )
 
 

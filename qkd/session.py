@@ -8,7 +8,9 @@ commits ``commitment(session_id, block)`` on chain at this point. ``amplify`` th
 compresses a reconciled block to the final key. ``run_session`` does both.
 
 Round trips: sifting 1, estimation 1, LDPC 1 + one per blind retry, verification 1
-(which also carries the Toeplitz seed): 4 to 8.
+(which also carries the Toeplitz seed): 4 to 8. With LDPC each frame is verified by its
+own universal-hash tag, sent with its syndrome (a wrong word is retried like a frame
+that did not decode); the last round trip then only fixes the length and the seed.
 
 An abort is not an exception to the caller of ``run_session``: the record carries
 ``aborted`` and a named ``abort_reason``.
@@ -31,6 +33,7 @@ from qkd.amplification import toeplitz_hash
 from qkd.bb84 import Clicks, DecoyProtocol, EveConfig, X, Z, transmit, transmit_pulses
 from qkd.channel import ChannelModel, fibre
 from qkd.classical import (
+    SYNDROME_ROUNDS_MAX,
     ClassicalChannel,
     InMemoryChannel,
     ParityReply,
@@ -46,12 +49,19 @@ from qkd.classical import (
     VerifyReply,
     VerifyRequest,
 )
-from qkd.errors import ConfigError, ProtocolViolation, QkdError, ReconciliationError, SessionAborted
+from qkd.errors import (
+    ConfigError,
+    FrameVerificationFailed,
+    ProtocolViolation,
+    QkdError,
+    ReconciliationError,
+    SessionAborted,
+)
 from qkd.estimation import binary_entropy
 from qkd.finitekey import COMMITMENT_BITS, Counts, KeyLength, estimate, pulses_for
 from qkd.ldpc import make_code, stage_syndrome
 from qkd.reconciliation import RECONCILERS
-from qkd.verification import UniversalHash
+from qkd.verification import FrameVerification, UniversalHash
 
 MIN_KEY_BITS = 64
 DEFAULT_TARGET_BITS = 256
@@ -173,6 +183,8 @@ class AliceEndpoint:
         self._x = np.zeros(0, dtype=bool)
         self._z = np.zeros(0, dtype=np.int64)
         self._counts: Counts | None = None
+        self._syndrome_rounds = 0
+        self._frames: FrameVerification | None = None  # per-frame tags sent with the syndromes
         self.disclosed_bits = 0  # error-correction bits she sent (syndromes, parities, feedback)
         self.key: np.ndarray = np.zeros(0, dtype=np.uint8)
 
@@ -249,13 +261,21 @@ class AliceEndpoint:
             raise ProtocolViolation("malformed_message", "frame out of range")
         if not (0 <= request.merged <= request.rows // 2 and -1 <= request.split_to < max(request.merged, 0)):
             raise ProtocolViolation("malformed_message", "merge or split out of range")
+        first = request.split_to < 0
+        self._syndrome_rounds += 1
+        if first != (self._syndrome_rounds == 1) or self._syndrome_rounds > SYNDROME_ROUNDS_MAX:
+            raise ProtocolViolation("malformed_message", f"syndrome round {self._syndrome_rounds} out of protocol")
+        if request.hash_keys and not first:
+            raise ProtocolViolation("malformed_message", "frame hash keys come with the first syndromes only")
         try:
             code = make_code(request.frame_bits, request.rows, request.code_seed)
         except ConfigError as exc:
             raise ProtocolViolation("malformed_message", str(exc)) from exc
         word = np.concatenate([self.key, np.zeros(total - self.key.size, np.uint8)]).reshape(request.frames, -1)
+        tags: tuple[tuple[int, ...], ...] = ()
+        if request.hash_keys:
+            tags = self._frame_tags(request, word)
         full = [code.syndrome(word[f]) for f in ids]
-        first = request.split_to < 0
         syndromes = np.stack(
             [
                 stage_syndrome(m, request.merged) if first else m[2 * request.split_to : 2 * request.merged : 2]
@@ -264,25 +284,50 @@ class AliceEndpoint:
         )
         # A retry also tells which frames failed: one bit per frame, counted as disclosed.
         self.disclosed_bits += int(syndromes.size) + (0 if first else request.frames)
-        return SyndromeReply(syndromes)
+        return SyndromeReply(syndromes, tags)
+
+    def _frame_tags(self, request: SyndromeRequest, word: np.ndarray) -> tuple[tuple[int, ...], ...]:
+        keys = request.hash_keys
+        need = FrameVerification.evaluations(request.frame_bits, request.frames, SYNDROME_ROUNDS_MAX, self._eps_cor)
+        if (
+            len(keys) < need
+            or len(set(keys)) != len(keys)
+            or request.frame_ids not in ((), tuple(range(request.frames)))
+        ):
+            raise ProtocolViolation("malformed_message", "too few or repeated frame hash keys, or not every frame")
+        try:
+            uhf = UniversalHash(keys, request.frame_bits)
+            tags = tuple(uhf.tag(w) for w in word)
+        except ConfigError as exc:
+            raise ProtocolViolation("malformed_message", str(exc)) from exc
+        self._frames = FrameVerification(uhf, request.frames, SYNDROME_ROUNDS_MAX)
+        return tags
 
     def _verify(self, request: VerifyRequest) -> VerifyReply:
         n = self.key.size
         keys = request.keys
-        if len(keys) < UniversalHash.evaluations(n, self._eps_cor) or len(set(keys)) != len(keys):
-            raise ProtocolViolation("malformed_message", "too few or repeated hash keys for the agreed eps_cor")
-        try:
-            uhf = UniversalHash(keys, n)
-            mine = uhf.tag(self.key)
-        except ConfigError as exc:
-            raise ProtocolViolation("malformed_message", str(exc)) from exc
+        mine: tuple[int, ...] = ()
+        if self._frames is not None:
+            # The frames were verified with their syndromes: no whole-block tag.
+            if keys:
+                raise ProtocolViolation("malformed_message", "the frames are verified already")
+            eps_cor, tag_bits = self._frames.eps_cor, self._frames.tag_bits
+        else:
+            if len(keys) < UniversalHash.evaluations(n, self._eps_cor) or len(set(keys)) != len(keys):
+                raise ProtocolViolation("malformed_message", "too few or repeated hash keys for the agreed eps_cor")
+            try:
+                uhf = UniversalHash(keys, n)
+                mine = uhf.tag(self.key)
+            except ConfigError as exc:
+                raise ProtocolViolation("malformed_message", str(exc)) from exc
+            eps_cor, tag_bits = uhf.eps_cor, uhf.tag_bits
         assert self._counts is not None
         own = KeyLength(
             estimate(self._protocol, self._counts, self._eps_sec),
             self.disclosed_bits + COMMITMENT_BITS,
             self._eps_sec,
-            uhf.eps_cor,
-            uhf.tag_bits,
+            eps_cor,
+            tag_bits,
         ).bits
         if not 1 <= request.final_bits <= own:
             raise ProtocolViolation("excessive_length", f"final length {request.final_bits}, her bound allows {own}")
@@ -462,7 +507,11 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
                 # the QBER itself, 16 sessions at 10 km gave LDPC f 1.175 against 1.179,
                 # for a round trip more on average (5.8, at most 8) and 20 % more compute.
                 design = qber + math.sqrt(max(qber * (1 - qber), 1e-6) / sum(counts.n_z))
-                result = RECONCILERS[config.reconciliation].run(bob, dialogue.ask, design, config.seed or 0)
+                result = RECONCILERS[config.reconciliation].run(
+                    bob, dialogue.ask, design, config.seed or 0, config.eps_cor
+                )
+            except FrameVerificationFailed as exc:
+                raise abort("verification_failed", str(exc)) from exc
             except ReconciliationError as exc:
                 raise abort("reconciliation_failed", str(exc)) from exc
             bob = result.corrected
@@ -475,12 +524,17 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
             efficiency=_efficiency(result.leaked_bits, n, errors),
         )
 
-        uhf = UniversalHash.fresh(n, config.eps_cor)
-        budget = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, uhf.tag_bits)
-        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, uhf.eps_cor, 0.0, paper=True)
+        # Frames verified during reconciliation need no whole-block hash.
+        uhf = None if result.verified else UniversalHash.fresh(n, config.eps_cor)
+        check = result.verified or uhf
+        assert check is not None
+        budget = KeyLength(
+            estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, check.eps_cor, check.tag_bits
+        )
+        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, check.eps_cor, 0.0, paper=True)
         rec.update(
-            eps_cor=uhf.eps_cor,
-            verification_bits=uhf.tag_bits,
+            eps_cor=check.eps_cor,
+            verification_bits=check.tag_bits,
             lim_bound_bits=lim.bits,
             leak_terms={**budget.terms(), "leak_ec_bits": result.leaked_bits, "commitment_bits": COMMITMENT_BITS},
             final_bits=max(budget.bits, 0),
@@ -490,8 +544,9 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
 
         with stages.stage("verification"):
             # One way: Bob keeps his tag and compares it with Alice's.
-            verify = dialogue.expect(VerifyRequest(uhf.keys, budget.bits), VerifyReply)
-            if len(verify.tag) != len(uhf.keys):
+            keys = uhf.keys if uhf is not None else ()
+            verify = dialogue.expect(VerifyRequest(keys, budget.bits), VerifyReply)
+            if len(verify.tag) != len(keys):
                 raise ProtocolViolation("malformed_message", "verification tag of the wrong length")
             if verify.toeplitz_seed.shape != (n + budget.bits - 1,):
                 raise ProtocolViolation(
@@ -499,11 +554,10 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
                 )
     except ProtocolViolation as exc:
         raise abort(exc.reason, exc.detail) from exc
-    rec["verification_bits"] = uhf.tag_bits
     rec["round_trips"] = dialogue.round_trips
     rec["time_ms"] = dict(stages.time_ms)
     rec["channel"] = dialogue.channel.stats.to_json()
-    if verify.tag != uhf.tag(bob):
+    if uhf is not None and verify.tag != uhf.tag(bob):
         raise abort("verification_failed", "the universal hashes of the two blocks differ")
     seed = (verify.toeplitz_seed.astype(np.uint8) & 1).copy()
     return Reconciled(session_id, alice.key.copy(), bob.copy(), budget, seed, SessionRecord(**rec))

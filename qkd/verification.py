@@ -99,3 +99,43 @@ class UniversalHash:
         if not all(0 < k < PRIME for k in self.keys):
             raise ConfigError("hash key outside the field")
         return tuple(polynomial_hash(block, k) for k in self.keys)
+
+
+@dataclass(frozen=True)
+class FrameVerification:
+    """Every frame of a block verified by its own tag under one :class:`UniversalHash`.
+
+    Bob may compare up to ``comparisons`` decoded words with each frame's tag (one per
+    syndrome round). Those words do not depend on the keys (the decoder never reads
+    them), so each wrong one matches with at most ``(d/p)^t``; a union bound over the
+    frames and the words gives ``eps_cor = frames · comparisons · (d/p)^t`` for the
+    whole block, and ``frames · 61·t`` tag bits are disclosed."""
+
+    hash: UniversalHash
+    frames: int
+    comparisons: int
+
+    @staticmethod
+    def evaluations(frame_bits: int, frames: int, comparisons: int, eps_cor: float) -> int:
+        """Keys needed for ``eps_cor`` over the whole block.
+
+        Raises:
+            ConfigError: eps_cor outside (0, 1) or no frame or comparison.
+        """
+        if frames < 1 or comparisons < 1:
+            raise ConfigError("frame verification needs a frame and a comparison")
+        return UniversalHash.evaluations(frame_bits, eps_cor / (frames * comparisons))
+
+    @classmethod
+    def fresh(cls, frame_bits: int, frames: int, comparisons: int, eps_cor: float) -> FrameVerification:
+        """Keys drawn from the operating system's randomness."""
+        cls.evaluations(frame_bits, frames, comparisons, eps_cor)  # checks the arguments
+        return cls(UniversalHash.fresh(frame_bits, eps_cor / (frames * comparisons)), frames, comparisons)
+
+    @property
+    def eps_cor(self) -> float:
+        return min(1.0, self.frames * self.comparisons * self.hash.eps_cor)
+
+    @property
+    def tag_bits(self) -> int:
+        return self.frames * self.hash.tag_bits

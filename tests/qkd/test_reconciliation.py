@@ -10,13 +10,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qkd.classical import Reply, Request, RevealRequest, SiftRequest, SyndromeReply
-from qkd.errors import ConfigError, ProtocolViolation, ReconciliationError
+from qkd import reconciliation as reconciliation_module
+from qkd.classical import (
+    SYNDROME_ROUNDS_MAX,
+    Reply,
+    Request,
+    RevealRequest,
+    SiftRequest,
+    SyndromeReply,
+    SyndromeRequest,
+)
+from qkd.errors import ConfigError, FrameVerificationFailed, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
 from qkd.ldpc import (
     CHAIN_090,
     CHAIN_GIRTH,
     ENSEMBLES,
+    Decoded,
     _chain_order,
     _phi,
     channel_llr,
@@ -242,3 +252,73 @@ def test_a_retry_starts_from_the_messages_it_keeps() -> None:
     assert first.converged
     again = decode([code], [code.syndrome(a)], channel_llr(b, 0.02), start=first.messages)
     assert again.converged and again.iterations == 1 and np.array_equal(again.bits, a)
+
+
+# --- Per-frame verification ------------------------------------------------------------
+
+
+def test_a_wrong_word_is_retried_until_it_verifies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A decoder that hands back a word meeting the syndrome but not Alice's (what BP does
+    # about once in 250 frames at 3 %) the first time it converges: the frame's tag
+    # refuses it and the next retry, from fresh messages, ends with Alice's word.
+    a, b = _pair(20_000, 0.03, 10)
+    calls = {"n": 0, "lied": 0}
+
+    def lying_decode(*args: object, **kwargs: object) -> Decoded:
+        out = decode(*args, **kwargs)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if out.converged and not calls["lied"]:
+            calls["lied"] = calls["n"]
+            bits = out.bits.copy()
+            bits[:2] ^= 1
+            return replace(out, bits=bits)
+        return out
+
+    monkeypatch.setattr(reconciliation_module, "decode", lying_decode)
+    alice = _Alice(a)
+    res = LdpcReconciler().run(b, alice.ask, 0.03, seed=1)
+    assert np.array_equal(res.corrected, a)
+    assert res.detail["wrong_words"] == 1 and res.round_trips == calls["lied"] + 1 <= SYNDROME_ROUNDS_MAX
+    assert res.leaked_bits == alice.endpoint.disclosed_bits  # the retry's bits are counted like any other
+
+
+def test_frame_tags_that_never_match_are_a_verification_failure() -> None:
+    a, b = _pair(20_000, 0.02, 11)
+    alice = _Alice(a)
+
+    def ask(request: Request) -> Reply:
+        reply = alice.ask(request)
+        if isinstance(reply, SyndromeReply) and reply.tags:
+            return replace(reply, tags=tuple(tuple(t ^ 1 for t in tag) for tag in reply.tags))
+        return reply
+
+    with pytest.raises(FrameVerificationFailed):
+        LdpcReconciler().run(b, ask, 0.02, seed=1)
+    assert alice.endpoint._syndrome_rounds == SYNDROME_ROUNDS_MAX  # every level tried, then no more
+
+
+def test_frame_verification_eps_cor_covers_every_word_bob_may_check() -> None:
+    a, b = _pair(70_000, 0.02, 12)  # two frames
+    res = LdpcReconciler().run(b, _Alice(a).ask, 0.02, seed=1, eps_cor=1e-15)
+    v = res.verified
+    assert v is not None and v.frames == res.detail["frames"] == 2 and v.comparisons == SYNDROME_ROUNDS_MAX
+    per_key = UniversalHash.collision_per_key(int(res.detail["frame_bits"]))
+    t = len(v.hash.keys)
+    assert v.eps_cor == pytest.approx(2 * SYNDROME_ROUNDS_MAX * per_key**t) and v.eps_cor <= 1e-15
+    assert 2 * SYNDROME_ROUNDS_MAX * per_key ** (t - 1) > 1e-15  # and no more keys than that needs
+    assert v.tag_bits == 2 * 61 * t
+
+
+def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
+    a, _ = _pair(40_000, 0.02, 13)
+    rows = 6_000
+    first = SyndromeRequest(40_000, rows, 1, 1, 100)
+    with pytest.raises(ProtocolViolation):
+        _Alice(a).ask(replace(first, hash_keys=(5,)))  # one key cannot give 1e-15 over five words
+    alice = _Alice(a)
+    reply = alice.ask(replace(first, hash_keys=(5, 7)))
+    assert isinstance(reply, SyndromeReply) and len(reply.tags) == 1 and len(reply.tags[0]) == 2
+    for k in range(SYNDROME_ROUNDS_MAX - 1):
+        alice.ask(SyndromeRequest(40_000, rows, 1, 1, 100 - 10 * k, 90 - 10 * k))
+    with pytest.raises(ProtocolViolation):
+        alice.ask(SyndromeRequest(40_000, rows, 1, 1, 60, 50))

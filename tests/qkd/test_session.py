@@ -150,15 +150,17 @@ class _Tamper:
         return reply
 
 
-def _with_channel(monkeypatch: pytest.MonkeyPatch, edit: type[Request], fn: object) -> SessionAborted:
+def _with_channel(
+    monkeypatch: pytest.MonkeyPatch, edit: type[Request], fn: object, config: SessionConfig = CONFIG
+) -> SessionAborted:
     def make(alice: AliceEndpoint) -> ClassicalChannel:
         return _Tamper(alice, edit, fn)
 
     monkeypatch.setattr(session_module, "InMemoryChannel", make)
     with pytest.raises(SessionAborted) as exc:
-        reconcile(CONFIG, SID)
+        reconcile(config, SID)
     assert exc.value.record.aborted and exc.value.record.abort_reason == exc.value.reason
-    assert run_session(CONFIG, SID).alice_key is None  # nothing for any key pool
+    assert run_session(config, SID).alice_key is None  # nothing for any key pool
     return exc.value
 
 
@@ -176,6 +178,10 @@ def _wrong_tag(_: _Tamper, reply: VerifyReply) -> Reply:
     return replace(reply, tag=tuple((t + 1) for t in reply.tag))
 
 
+def _wrong_frame_tags(_: _Tamper, reply: SyndromeReply) -> Reply:
+    return replace(reply, tags=tuple(tuple(t + 1 for t in tag) for tag in reply.tags))
+
+
 def _replay(channel: _Tamper, reply: Reply) -> Reply:
     return channel.last if channel.last is not None else reply
 
@@ -185,15 +191,22 @@ def _replay(channel: _Tamper, reply: Reply) -> Reply:
     [
         (SyndromeRequest, _flip_syndromes, {"reconciliation_failed", "verification_failed"}),
         (VerifyRequest, _short_seed, {"malformed_message"}),
-        (VerifyRequest, _wrong_tag, {"verification_failed"}),
+        (SyndromeRequest, _wrong_frame_tags, {"verification_failed"}),
         (RevealRequest, _replay, {"replayed_message"}),
     ],
-    ids=["wrong-syndrome", "wrong-seed-length", "wrong-tag", "replayed-reply"],
+    ids=["wrong-syndrome", "wrong-seed-length", "wrong-frame-tags", "replayed-reply"],
 )
 def test_a_lying_peer_gets_a_named_abort(
     monkeypatch: pytest.MonkeyPatch, edit: type[Request], fn: object, reasons: set[str]
 ) -> None:
     assert _with_channel(monkeypatch, edit, fn).reason in reasons
+
+
+def test_a_wrong_block_tag_aborts_cascade(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Cascade has no frames: the whole block is verified in the last round trip.
+    assert _with_channel(monkeypatch, VerifyRequest, _wrong_tag, replace(CONFIG, reconciliation="cascade")).reason == (
+        "verification_failed"
+    )
 
 
 def test_wrong_parities_abort_cascade(monkeypatch: pytest.MonkeyPatch) -> None:
