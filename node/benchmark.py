@@ -18,8 +18,10 @@ over RPC: the first poll that sees its block, which bounds the true time from ab
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import resource
 import shutil
 import subprocess
@@ -29,7 +31,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +39,8 @@ import requests
 from coincurve import PrivateKey
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from contracts import load_artifact
 from node.admission import GWEI, Genesis, contract_address
@@ -347,38 +350,59 @@ class _RpcSystem:
     def _block_number(self, session: requests.Session) -> int:
         return int(self._post(session, {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"})["result"], 16)
 
-    def run(self, raws: list[bytes], offered_tps: float) -> Measured:
-        session, poll_session = requests.Session(), requests.Session()
-        included: dict[str, float] = {}
-        stop = threading.Event()
-        seen = self._block_number(poll_session)
-        lock = threading.Lock()
+    def _watch_heads(self, stop: threading.Event, seen: int, included: dict[str, float], lock: threading.Lock) -> None:
+        """Record when each transaction's block is announced, until ``stop``.
 
-        def poll() -> None:
+        The node's ``newHeads`` subscription (WebSocket, same port) pushes each block once
+        it is durable, so watching costs the node one push a block and no polling. A
+        block's time is its push's arrival, taken on a thread of its own so that fetching
+        the blocks' transaction hashes never delays it.
+        """
+        session = requests.Session()
+        with ws_connect(self.url.replace("http://", "ws://", 1), max_size=None, open_timeout=30) as ws:
+            ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]}))
+            answer = json.loads(ws.recv(timeout=30))
+            if "result" not in answer:
+                raise RuntimeError(f"{self.name} refused a newHeads subscription: {answer}")
+            pushes: queue.Queue[tuple[int, float]] = queue.Queue()
+
+            def listen() -> None:
+                with contextlib.suppress(ConnectionClosed):
+                    for message in ws:
+                        pushes.put((int(json.loads(message)["params"]["result"]["number"], 16), time.perf_counter()))
+
+            threading.Thread(target=listen, name="bench-heads", daemon=True).start()
+            # a block made between our first look and the subscription has no push: look again
+            pushes.put((self._block_number(session), time.perf_counter()))
             while not stop.is_set():
                 try:
-                    poll_once()
-                except (requests.RequestException, ValueError, KeyError, TypeError):
-                    time.sleep(0.05)  # a busy node answers late or not at all; keep watching
-
-        def poll_once() -> None:
-            nonlocal seen
-            while not stop.is_set():
-                head = self._block_number(poll_session)
-                if head <= seen:
-                    time.sleep(0.002)
+                    head, now = pushes.get(timeout=0.1)
+                except queue.Empty:
                     continue
-                now = time.perf_counter()
                 for start in range(seen + 1, head + 1, 200):
                     body = [
                         {"jsonrpc": "2.0", "id": n, "method": "eth_getBlockByNumber", "params": [hex(n), False]}
                         for n in range(start, min(head, start + 199) + 1)
                     ]
-                    for answer in self._post(poll_session, body):
+                    for block in self._post(session, body):
                         with lock:
-                            for tx_hash in answer["result"]["transactions"]:
-                                included[tx_hash] = now
-                seen = head
+                            for tx_hash in block["result"]["transactions"]:
+                                included.setdefault(tx_hash, now)
+                seen = max(seen, head)
+
+    def run(self, raws: list[bytes], offered_tps: float) -> Measured:
+        session = requests.Session()
+        included: dict[str, float] = {}
+        stop = threading.Event()
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+        seen = self._block_number(session)
+
+        def poll() -> None:
+            try:
+                self._watch_heads(stop, seen, included, lock)
+            except BaseException as exc:  # reported below: without its watcher a run measures nothing
+                failed.append(exc)
 
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
@@ -389,13 +413,15 @@ class _RpcSystem:
             for tx_hash in offer.answered(chunk, self._send_batch(session, chunk)):
                 submitted[tx_hash] = at
         deadline = time.monotonic() + 120  # a system that cannot keep up is reported with what it included
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not failed:
             with lock:
                 if all(h in included for h in submitted):
                     break
             time.sleep(0.01)
         stop.set()
         poller.join()
+        if failed:
+            raise RuntimeError(f"{self.name}: watching new heads failed: {failed[0]!r}") from failed[0]
         latencies = [included[h] - t for h, t in submitted.items() if h in included]
         return Measured(latencies, max(included.values()) - first, offer.refusals)
 
@@ -537,7 +563,7 @@ def _make(system: str) -> System:
     raise ValueError(f"unknown system {system!r}; choose from {', '.join(SYSTEMS)}")
 
 
-@contextmanager
+@contextlib.contextmanager
 def _opened(system: str) -> Iterator[System]:
     handle = _make(system)
     try:

@@ -294,6 +294,7 @@ class Node:
         self._admitted: list[Callable[[bytes], None]] = []  # told of each transaction admitted here
         self.mine_hook: Callable[[], None] | None = None
         self.time_hook: Callable[[int], None] | None = None
+        self.peers_hook: Callable[[], list[str]] | None = None  # a network: the peers linked now
         self._store_writer = StoreWriter(self.store.path, self._lock, self.history_blocks)
         workers = (os.cpu_count() or 1) if workers is None else workers
         self._pool = (  # the workers die with the node, even after a kill -9

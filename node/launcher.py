@@ -162,31 +162,63 @@ class LocalNetwork:
         self._save()
 
     def up(self, timeout_s: float = 60.0) -> LocalNetwork:
-        """Start every node and wait until each answers JSON-RPC.
+        """Start every node and wait until each answers JSON-RPC and is linked to every other.
+
+        A node that answers JSON-RPC may still be dialling its peers; a load offered then
+        waits on the links, so ``up`` returns only once the mesh is whole (``net_peerCount``).
 
         Raises:
-            NetworkError: a node exited or did not answer within ``timeout_s``.
+            NetworkError: a node exited, did not answer, or was not linked to all its peers
+                within ``timeout_s``.
         """
         for spec in self.specs:
             self.start(spec.name)
+        deadline = time.monotonic() + timeout_s
         for spec in self.specs:
             self.wait_ready(spec.name, timeout_s)
+        for spec in self.specs:
+            self.wait_linked(spec.name, len(self.specs) - 1, max(1.0, deadline - time.monotonic()))
         return self
+
+    def peer_count(self, name: str) -> int:
+        """How many peers ``name`` has a live link to (its ``net_peerCount``)."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": "net_peerCount", "params": []}
+        return int(requests.post(self._spec(name).url, json=body, timeout=5).json()["result"], 16)
+
+    def wait_linked(self, name: str, peers: int, timeout_s: float = 60.0) -> None:
+        """Wait until ``name`` has live links to ``peers`` peers.
+
+        Raises:
+            NetworkError: it exited, or had fewer links when ``timeout_s`` ran out.
+        """
+        deadline = time.monotonic() + timeout_s
+        count = 0
+        while time.monotonic() < deadline:
+            self._check_alive(name)
+            with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+                count = self.peer_count(name)
+                if count >= peers:
+                    return
+            time.sleep(0.1)
+        raise NetworkError(f"{name} is linked to {count} of its {peers} peers after {timeout_s:.0f} s")
 
     def wait_ready(self, name: str, timeout_s: float = 60.0) -> None:
         spec = self._spec(name)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            process = self.processes.get(name)
-            if process is not None and process.poll() is not None:
-                tail = Path(spec.log).read_text(errors="replace")[-2000:]
-                raise NetworkError(f"{name} exited with {process.returncode}:\n{tail}")
+            self._check_alive(name)
             with contextlib.suppress(requests.RequestException):
                 body = {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []}
                 if requests.post(spec.url, json=body, timeout=2).ok:
                     return
             time.sleep(0.2)
         raise NetworkError(f"{name} did not answer on {spec.url} within {timeout_s} s")
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes.get(name)
+        if process is not None and process.poll() is not None:
+            tail = Path(self._spec(name).log).read_text(errors="replace")[-2000:]
+            raise NetworkError(f"{name} exited with {process.returncode}:\n{tail}")
 
     def kill(self, name: str) -> None:
         """``kill -9`` one node (its data directory stays)."""

@@ -184,6 +184,7 @@ class NetworkNode:
         # announced once durable, so a peer that syncs on it finds the block in our store
         self.node.subscribe(self._announce)
         self.node.mine_hook = self._mine
+        self.node.peers_hook = self.transport.connected
         self.node.time_hook = lambda offset: self.transport.broadcast(
             bytes([FRAME_DEV]) + b"T" + offset.to_bytes(8, "big")
         )

@@ -357,6 +357,11 @@ class RpcHandler:
     def rpc_net_listening(self, params: Any) -> bool:
         return True
 
+    def rpc_net_peerCount(self, params: Any) -> str:
+        """Peers with a live link now (0 for a node on its own)."""
+        peers = self.node.peers_hook
+        return _q(len(peers()) if peers is not None else 0)
+
     def rpc_eth_syncing(self, params: Any) -> bool:
         return False
 

@@ -60,6 +60,7 @@ def _pay(net: LocalNetwork, via: str, to: str, wei: int = 1) -> None:
 
 def test_validators_agree_and_a_follower_forwards(network: LocalNetwork) -> None:
     names = [s.name for s in network.specs]
+    assert {n: _w3(network, n).net.peer_count for n in names} == dict.fromkeys(names, len(names) - 1)  # up() waited
     for i, via in enumerate(["validator-0", "validator-2", "follower-0", "validator-3"]):
         # a client reads its nonce from the node it sends through: let that node see the last block
         _until(lambda via=via: _heads(network, [via])[via] >= max(_heads(network, names).values()), what=via)
@@ -75,6 +76,7 @@ def test_validators_lost_then_one_restarted(network: LocalNetwork) -> None:
     _pay(network, "validator-0", "0x" + "aa" * 20)
     _pay(network, "validator-1", "0x" + "ab" * 20)
     network.kill("validator-2")  # two of four: no quorum
+    _until(lambda: _w3(network, "validator-0").net.peer_count == 2, what="validator-0 to see two links drop")
     before = _heads(network, ["validator-0", "validator-1"])
     chain = RpcChain(network.urls()["validator-0"])
     signed = chain.faucet.sign_transaction(

@@ -43,7 +43,7 @@ def _post(chain: NodeChain, body: Any, raw: bytes | None = None) -> Any:
 
 def test_web3_reads_everything(chain: NodeChain, deployed: KeyRegistry) -> None:
     w3 = chain.w3
-    assert w3.eth.chain_id == 1337 and w3.net.version == "1337"
+    assert w3.eth.chain_id == 1337 and w3.net.version == "1337" and w3.net.peer_count == 0
     assert w3.client_version.startswith("qkdchain/")
     vehicle = Account.from_key(keccak(text="rpc-test:v"))
     result = deployed.add_vehicle(vehicle.address)
