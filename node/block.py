@@ -23,11 +23,11 @@ longer than 32 bytes unless a POA middleware is added, so they are served as
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
-import rlp
 from coincurve import PrivateKey, PublicKey
 
+from node import rlpcodec
 from node.engine.base import ExecutionReceipt, LogEntry
 from node.errors import NodeError
 from node.hashing import address_of_public, keccak
@@ -96,7 +96,7 @@ class BlockHeader:
     round: int = 0
     validators: tuple[str, ...] = ()  # the validator set of the next block
 
-    def fields(self) -> list[object]:
+    def fields(self) -> list[rlpcodec.Encodable]:
         return [
             self.number,
             self.parent_hash,
@@ -119,15 +119,15 @@ class BlockHeader:
         Validators that decide the same block in different rounds store the same hash, so
         the chain of parent hashes is one chain on every node (QBFT agrees on content).
         """
-        return keccak(rlp.encode(self.fields()[:-1]))
+        return keccak(rlpcodec.encode(self.fields()[:-1]))
 
     @property
     def seal_digest(self) -> bytes:
         """What the proposer signature and the commit seals sign: the block *and* its round."""
-        return keccak(rlp.encode(self.fields()))
+        return keccak(rlpcodec.encode(self.fields()))
 
     @classmethod
-    def from_fields(cls, fields: list[Any]) -> BlockHeader:
+    def from_fields(cls, fields: Any) -> BlockHeader:
         """The inverse of :meth:`fields`, strict about widths.
 
         Raises:
@@ -190,7 +190,7 @@ class SealedReceipt:
 
 def encode_block(block: Block, raws: list[bytes]) -> bytes:
     """Wire form of a block with its raw transactions (proposals and sync)."""
-    return rlp.encode([block.header.fields(), block.signature, list(block.seals), raws])  # type: ignore[no-any-return]
+    return rlpcodec.encode([block.header.fields(), block.signature, list(block.seals), list(raws)])
 
 
 def decode_block(data: bytes) -> tuple[BlockHeader, bytes, tuple[bytes, ...], list[bytes]]:
@@ -204,12 +204,12 @@ def decode_block(data: bytes) -> tuple[BlockHeader, bytes, tuple[bytes, ...], li
     if len(data) > MAX_BLOCK_BYTES:
         raise MalformedBlock(f"{len(data):,} bytes is over the {MAX_BLOCK_BYTES:,}-byte limit")
     try:
-        items = rlp.decode(data)
-    except rlp.exceptions.DecodingError as exc:
+        items = rlpcodec.decode(data)
+    except rlpcodec.RlpError as exc:
         raise MalformedBlock(f"not RLP: {exc}") from exc
     if not isinstance(items, list) or len(items) != 4:
         raise MalformedBlock("a block is [header, signature, seals, transactions]")
-    header_fields, signature, seals, raws = items
+    header_fields, signature, seals, raws = cast(list[Any], items)
     header = BlockHeader.from_fields(header_fields)
     if not isinstance(signature, bytes) or len(signature) not in (0, 65):
         raise MalformedBlock("the proposer signature is 65 bytes")

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import rlp
 from coincurve import PrivateKey
 
+from node import rlpcodec
 from node.block import Block, BlockHeader, MalformedBlock, decode_block, encode_block
 from node.consensus import qbft
 from node.consensus.errors import ConsensusError
@@ -470,8 +471,8 @@ class NetworkNode:
             self._inbox.put(("msg", sender, message))
         elif kind == FRAME_TRANSACTIONS:
             try:
-                raws = rlp.decode(payload)
-            except rlp.exceptions.DecodingError:
+                raws = rlpcodec.decode(payload)
+            except rlpcodec.RlpError:
                 log.info("malformed transaction frame from %s", sender)
                 return
             if isinstance(raws, list):
@@ -598,4 +599,4 @@ class NetworkNode:
                     batch = [p.raw for p in self.node.take()][:GOSSIP_BATCH]
                 stalled_since = time.monotonic()
             if batch:
-                self.transport.broadcast(bytes([FRAME_TRANSACTIONS]) + rlp.encode(batch))
+                self.transport.broadcast(bytes([FRAME_TRANSACTIONS]) + rlpcodec.encode(list(batch)))

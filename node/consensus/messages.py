@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar, cast
 
-import rlp
 from coincurve import PrivateKey, PublicKey
 
+from node import rlpcodec
 from node.consensus.errors import BadSignature, MalformedMessage, OversizedMessage
 from node.hashing import address_of_public, keccak
 
@@ -138,7 +138,7 @@ def _signed_fields(payload: Payload) -> list[Any]:
 
 def signing_hash(payload: Payload) -> bytes:
     """keccak of the signed part of ``payload``: what its sender's signature covers."""
-    return keccak(rlp.encode([_kind(payload), _signed_fields(payload)]))
+    return keccak(rlpcodec.encode([_kind(payload), _signed_fields(payload)]))
 
 
 def sign(payload: P, key: PrivateKey) -> Signed[P]:
@@ -187,7 +187,7 @@ def _item(signed: SignedMessage) -> list[Any]:
 
 def encode(signed: SignedMessage) -> bytes:
     """The wire form of ``signed``."""
-    return cast(bytes, rlp.encode(_item(signed)))
+    return rlpcodec.encode(_item(signed))
 
 
 # --- decoding ------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def decode(data: bytes) -> SignedMessage:
     if len(data) > MAX_MESSAGE_BYTES:
         raise OversizedMessage(len(data), MAX_MESSAGE_BYTES)
     try:
-        item = rlp.decode(data, strict=True)
-    except (rlp.exceptions.RLPException, RecursionError) as exc:
+        item = rlpcodec.decode(data)
+    except rlpcodec.RlpError as exc:
         raise MalformedMessage("not canonical RLP") from exc
     return _message(item, _TOP_LEVEL, nested=False)
