@@ -46,8 +46,9 @@ from contracts import load_artifact
 from node.admission import GWEI, Genesis, contract_address
 from node.backpressure import NodeOverloaded
 from node.client.anvil import AnvilProcess, find_anvil, free_port
-from node.client.chain import DEV_VALIDATOR_KEY, EthTesterChain, RpcChain
+from node.client.chain import EthTesterChain, RpcChain
 from node.core import Node, address_of, decode_chunk
+from node.devkeys import DEV_VALIDATOR_KEY
 from node.metrics import Percentiles
 from node.txcodec import sign_eip1559
 

@@ -7,14 +7,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from node.client.chain import Chain, EthTesterChain, NodeChain, RpcChain
 from node.errors import NodeError
 from qkdchain.console import JsonOpt, OutOpt, emit_json, err, out, run_bench
+
+if TYPE_CHECKING:  # the chain clients import web3 and eth_account: not on `qkdchain node`'s start-up path
+    from node.client.chain import Chain
 
 RpcOpt = Annotated[
     str | None,
@@ -41,6 +43,8 @@ def embedded_chain(rpc_url: str | None, embedded: str = "node", admin: str | Non
     """The chain a command runs on; ``admin`` turns on the node's permissioning with that TA."""
     if embedded not in ("node", "eth-tester"):
         raise typer.BadParameter("--chain must be 'node' or 'eth-tester'")
+    from node.client.chain import EthTesterChain, NodeChain, RpcChain
+
     try:
         chain: Chain
         if rpc_url:
@@ -129,12 +133,11 @@ def node_cmd(
     import time as _time
 
     from coincurve import PrivateKey
-    from eth_account import Account
 
     from node.admission import Genesis
     from node.backpressure import BackpressureConfig
-    from node.client.chain import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
     from node.core import Node, address_of
+    from node.devkeys import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
     from node.logs import JsonLogFormatter
     from node.server import RpcServer
 
@@ -167,7 +170,7 @@ def node_cmd(
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(f"--genesis: {exc}") from exc
     elif not (data_dir / "chain.sqlite").exists():
-        faucet = Account.from_key(DEV_FAUCET_KEY).address.lower()
+        faucet = address_of(PrivateKey(bytes.fromhex(DEV_FAUCET_KEY[2:])))
         validator = address_of(PrivateKey(key))
         genesis = Genesis(
             chain_id=chain_id,

@@ -30,8 +30,9 @@ from eth_account import Account
 
 from node.admission import Genesis
 from node.client.anvil import free_port
-from node.client.chain import DEV_FAUCET_KEY, RpcChain
+from node.client.chain import RpcChain
 from node.core import address_of
+from node.devkeys import DEV_FAUCET_KEY
 from node.errors import NodeError
 from node.p2p.libp2p import multiaddr_for
 

@@ -31,7 +31,7 @@ import requests
 from eth_account import Account
 
 from node.client.anvil import AnvilProcess, find_anvil
-from node.client.chain import DEV_FAUCET_KEY
+from node.devkeys import DEV_FAUCET_KEY
 from node.launcher import NodeProcess
 from node.metrics import Percentiles
 from node.txcodec import sign_eip1559

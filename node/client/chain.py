@@ -16,11 +16,11 @@ from typing import Any, Protocol, runtime_checkable
 from coincurve import PrivateKey
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from requests.exceptions import RequestException
 from web3 import HTTPProvider, Web3
 
 from node.client.signer import Signer
+from node.devkeys import DEV_FAUCET_KEY, DEV_VALIDATOR_KEY
 from node.errors import ChainError, ChainUnavailable, TransactionError
 
 
@@ -98,13 +98,6 @@ class EthTesterChain(_FaucetChain):
         self.w3 = Web3(EthTesterProvider(self.tester))
         faucet_key = self.tester.backend.account_keys[0].to_bytes()
         super().__init__(Account.from_key(faucet_key))
-
-
-# The first of the well-known dev accounts of anvil and Hardhat ("test test ... junk").
-DEV_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-
-
-DEV_VALIDATOR_KEY = keccak(text="qkdchain dev validator")
 
 
 class NodeChain(_FaucetChain):

@@ -19,7 +19,7 @@ import requests
 
 from contracts import load_artifact
 from node.client.anvil import AnvilProcess
-from node.client.chain import DEV_FAUCET_KEY
+from node.devkeys import DEV_FAUCET_KEY
 from node.errors import ChainUnavailable
 from node.launcher import NodeProcess
 from tests.clients._ops import (

@@ -16,7 +16,8 @@ from eth_account import Account
 
 from contracts import load_artifact
 from node.client.anvil import AnvilProcess
-from node.client.chain import DEV_FAUCET_KEY, NodeChain
+from node.client.chain import NodeChain
+from node.devkeys import DEV_FAUCET_KEY
 from node.errors import ChainUnavailable
 from node.txcodec import sign_eip1559
 from tests.node.conftest import calldata

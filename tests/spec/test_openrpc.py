@@ -23,7 +23,7 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 
 from node.client.anvil import AnvilProcess
-from node.client.chain import DEV_FAUCET_KEY
+from node.devkeys import DEV_FAUCET_KEY
 from node.errors import ChainUnavailable
 from node.launcher import NodeProcess
 from tests.spec._openrpc import ERRATA, OpenRpcSpec
