@@ -29,6 +29,7 @@ from qkd.ldpc import (
     Decoded,
     _chain_order,
     _phi,
+    _twin_columns,
     channel_llr,
     decode,
     make_code,
@@ -147,6 +148,16 @@ def test_belief_propagation_gives_up_on_a_hopeless_word() -> None:
     code = make_code(4_000, 400, 1)  # far too few checks for 12 %
     out = decode([code], [code.syndrome(a)], channel_llr(b, 0.12), max_iterations=30)
     assert not out.converged
+
+
+def test_no_two_variables_have_the_same_checks() -> None:
+    # Two equal columns are a codeword of weight 2: with one of its bits received wrong,
+    # belief propagation cannot tell which. Random placement left one pair in this code.
+    code = make_code(30_000, 3_248, 94)
+    assert _twin_columns(code.checks, np.ones(code.checks.shape, bool)).size == 0
+    rows = np.array([[0, 1, 2], [0, 1, 3], [1, 0, 4], [5, 6, 7]])  # variables 0 and 1: rows 0-2
+    twins = _twin_columns(rows, np.ones(rows.shape, bool))
+    assert twins.size == 1 and rows.ravel()[twins[0]] in (0, 1)
 
 
 @pytest.mark.parametrize("q", [0.01, 0.02, 0.05])
