@@ -10,6 +10,7 @@ stored only once final, so the receipt's first appearance on validator 0 marks f
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ class NetworkRpc(_RpcSystem):
     def close(self) -> None:
         if self.network is not None:
             self.network.down()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ loaded CI machine must not cause spurious failures.
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,3 +103,26 @@ def test_validators_lost_then_one_restarted(network: LocalNetwork) -> None:
     alive = ["validator-0", "validator-1", "validator-3", "follower-0"]
     _until(lambda: len(set(_heads(network, alive).values())) == 1, what="validator-3 to catch up")
     _assert_same_chain(network, alive)
+
+
+def test_bench_network_json(tmp_path: Path) -> None:
+    """``qkdchain bench network`` as a user runs it: the solo node and a 4-validator network."""
+    from typer.testing import CliRunner
+
+    from qkdchain.cli import app
+
+    args = ["bench", "network", "--json", "--validators", "1,4", "--loads", "40", "--seconds", "1",
+            "--vehicles", "4", "--out", str(tmp_path)]  # fmt: skip
+    before = set(Path(tempfile.gettempdir()).glob("qkdchain-bench-net-*"))
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert set(Path(tempfile.gettempdir()).glob("qkdchain-bench-net-*")) <= before  # its network's files are gone
+    report = json.loads(result.stdout)
+    assert [r["validators"] for r in report["results"]] == [1, 4]
+    for r in report["results"]:
+        assert set(r) == {"validators", "offered_tps", "tps", "latency_ms", "transactions", "refusals", "rss_mb"}
+        assert r["offered_tps"] == 40 and r["transactions"] == 40 and r["refusals"] == 0 and r["tps"] > 0
+        assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
+    assert report["results"][1]["rss_mb"] > report["results"][0]["rss_mb"]  # four node processes against one
+    assert json.loads((tmp_path / "bench_network.json").read_text())["results"] == report["results"]
+    assert (tmp_path / "bench_network.png").read_bytes()[:4] == b"\x89PNG"
