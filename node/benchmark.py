@@ -78,6 +78,7 @@ class BenchConfig:
     )
 
     memory_transactions: int = 20_000  # the engine-only flat-memory run (0: skip)
+    overload: float = 4.0  # then each system is offered this many times its measured peak (0: skip)
 
     def transactions(self, system: str, load: int) -> int:
         return max(1, min(int(load * self.seconds), dict(self.caps).get(system, 10**9)))
@@ -619,14 +620,26 @@ def recovery_rate(raws: list[bytes], chain_id: int, pool: ProcessPoolExecutor) -
     return {"one_core": round(one, 1), "all_cores": round(len(raws) / (time.perf_counter() - started), 1)}
 
 
-def summarize(results: list[dict[str, Any]], recovery: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Per system: the peak TPS, its ratio to the machine's recovery rate on all cores, and
-    how the highest offered load fared against the peak (throughput kept, p99)."""
+def overload_plan(results: list[dict[str, Any]], system: str, factor: float) -> tuple[int, int]:
+    """(offered tx/s, transactions) of ``system``'s overload point: ``factor`` times its
+    measured peak, for as many transactions as the peak point included, so the two points
+    differ in offered load and not in length."""
+    peak = max((r for r in results if r["system"] == system), key=lambda r: r["tps"])
+    return max(1, round(peak["tps"] * factor)), max(1, peak["transactions"])
+
+
+def summarize(
+    results: list[dict[str, Any]], recovery: dict[str, float], overload: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per system: the peak TPS, its ratio to the machine's recovery rate on all cores, how
+    the highest offered load fared against the peak (throughput kept, p99), and the same for
+    the overload point (a multiple of the peak, as many transactions as the peak point)."""
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["system"] for r in results):
         points = [r for r in results if r["system"] == name]
         peak = max(p["tps"] for p in points)
         top = max(points, key=lambda p: p["offered_tps"])
+        over = next((o for o in overload or () if o["system"] == name), None)
         out[name] = {
             "peak_tps": peak,
             "peak_vs_recovery_all_cores": round(peak / recovery["all_cores"], 3) if recovery["all_cores"] else None,
@@ -636,6 +649,15 @@ def summarize(results: list[dict[str, Any]], recovery: dict[str, float]) -> dict
                 "tps_vs_peak": round(top["tps"] / peak, 3) if peak else None,
                 "p99_ms": top["latency_ms"]["p99"],
                 "refusals": top["refusals"],
+            },
+            "overload": None
+            if over is None
+            else {
+                "offered_tps": over["offered_tps"],
+                "times_peak": over["times_peak"],
+                "tps_vs_peak": round(over["tps"] / peak, 3) if peak else None,
+                "p99_ms": over["latency_ms"]["p99"],
+                "refusals": over["refusals"],
             },
         }
     return out
@@ -662,6 +684,7 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
     say = progress or (lambda _m: None)
     sys.setswitchinterval(0.001)  # as `qkdchain node` runs: the proposer and admission threads trade the GIL faster
     results: list[dict[str, Any]] = []
+    overload: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     started = time.perf_counter()
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
@@ -690,6 +713,12 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
                     measured = system.run(raws, load)
                     results.append({"system": name, **load_point(load, measured, system.rss_mb())})
                     say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {results[-1]['latency_ms']['p50']} ms")
+                if config.overload:
+                    offered, count = overload_plan(results, name, config.overload)
+                    say(f"{name}: overload, {config.overload}x its peak: {offered:,} tx/s ({count:,} transactions)")
+                    measured = system.run(workload.commits(count), offered)
+                    point = load_point(offered, measured, system.rss_mb())
+                    overload.append({"system": name, "times_peak": config.overload, **point})
     say("signature recovery alone: one core and all cores")
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
         recovery = recovery_rate(Workload(1337, config.vehicles, pool).commits(4_000), 1337, pool)
@@ -699,11 +728,17 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
         "benchmark": "node",
         "engine_memory": memory,
         "workload": "KeyRegistry.commitKey, pre-signed EIP-1559, from many vehicle accounts",
-        "config": {"loads": list(config.loads), "seconds": config.seconds, "vehicles": config.vehicles},
+        "config": {
+            "loads": list(config.loads),
+            "seconds": config.seconds,
+            "vehicles": config.vehicles,
+            "overload": config.overload,
+        },
         "machine": {"cpus": os.cpu_count()},
         "results": results,
+        "overload": overload,
         "recovery_tps": recovery,
-        "summary": summarize(results, recovery),
+        "summary": summarize(results, recovery, overload),
         "skipped": skipped,
         "claimed": {"validation_ms": 5.0, "tps": 10_000},
         "wall_time_s": round(time.perf_counter() - started, 2),

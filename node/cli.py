@@ -326,6 +326,10 @@ def bench_node(
     memory_transactions: Annotated[
         int, typer.Option(min=0, help="Transactions of the engine-only flat-memory run (0 skips it).")
     ] = 20_000,
+    overload: Annotated[
+        float,
+        typer.Option(min=0, help="Then offer each system this multiple of its peak, same transaction count (0 skips)."),
+    ] = 4.0,
     long: Annotated[
         int | None,
         typer.Option(
@@ -358,8 +362,9 @@ def bench_node(
     if unknown := [x for x in chosen if x not in SYSTEMS]:
         raise typer.BadParameter(f"unknown systems {unknown}; choose from {', '.join(SYSTEMS)}")
     config = BenchConfig(
-        loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen, memory_transactions=memory_transactions
-    )
+        loads=load_list, seconds=seconds, vehicles=vehicles, systems=chosen, memory_transactions=memory_transactions,
+        overload=overload,
+    )  # fmt: skip
     saved = run_bench(
         "bench_node", lambda say: run_node_benchmark(config, progress=say), plot_node_benchmark, out_dir, as_json
     )
@@ -391,6 +396,12 @@ def bench_node(
             f"offered {top['times_peak']}x peak it kept {top['tps_vs_peak']:.0%} of peak, p99 {top['p99_ms']:,.0f} ms, "
             f"{top['refusals']:,} refusals"
         )
+        if (over := summary["overload"]) is not None:
+            out.print(
+                f"{name}: offered {over['times_peak']}x peak ({over['offered_tps']:,} tx/s) for as many transactions "
+                f"as the peak point, it kept {over['tps_vs_peak']:.0%} of peak, p99 {over['p99_ms']:,.0f} ms, "
+                f"{over['refusals']:,} refusals"
+            )
     if memory := report["engine_memory"]:
         out.print(
             f"revm engine alone, {memory['transactions']:,} transactions that do not grow state: "

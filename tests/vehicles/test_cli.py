@@ -91,8 +91,13 @@ def test_bench_node_json(tmp_path: Path) -> None:
     assert report["recovery_tps"]["one_core"] > 0 and report["recovery_tps"]["all_cores"] > 0
     for name in systems:
         summary = report["summary"][name]
-        peak = max(r["tps"] for r in report["results"] if r["system"] == name)
-        assert summary["peak_tps"] == peak and summary["highest_load"]["offered_tps"] == 80
+        peak_point = max((r for r in report["results"] if r["system"] == name), key=lambda r: r["tps"])
+        assert summary["peak_tps"] == peak_point["tps"] and summary["highest_load"]["offered_tps"] == 80
+        # the overload point: 4x the measured peak, as many transactions as the peak point
+        (over,) = [o for o in report["overload"] if o["system"] == name]
+        assert over["offered_tps"] == round(4 * peak_point["tps"]) and over["times_peak"] == 4
+        assert over["transactions"] == peak_point["transactions"] and over["tps"] > 0
+        assert summary["overload"]["tps_vs_peak"] == round(over["tps"] / peak_point["tps"], 3)
     assert (tmp_path / "bench_node.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["bench", "node", "--systems", "geth"]).exit_code == 2
     assert runner.invoke(app, ["bench", "node", "--loads", "x"]).exit_code == 2
