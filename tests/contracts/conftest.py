@@ -55,7 +55,7 @@ def accounts(chain: Chain) -> dict[str, LocalAccount]:
 @pytest.fixture
 def fleet(chain: Chain, accounts: dict[str, LocalAccount]) -> Fleet:
     ta = KeyRegistry.deploy(chain.w3, accounts["ta"])
-    deploy_block = chain.w3.eth.block_number
+    deploy_block = ta.deployed_at_block  # the receipt's block: the head may already be past it
     rsu = [ta.connect(accounts[f"rsu{i}"]) for i in range(2)]
     veh = [ta.connect(accounts[f"veh{i}"]) for i in range(3)]
     for r in rsu:
