@@ -82,7 +82,7 @@ def qkd(
         ("single-photon share, phase error", f"{r.single_photon_fraction:.3f}, {r.e1_upper:.4f}"),
         (f"EC leak ({r.reconciliation}), efficiency f", f"{r.leak_ec_bits:,}, {r.efficiency:.3f}"),
         ("final key bits (Lim bound)", f"{r.final_bits:,} ({r.lim_bound_bits:,})"),
-        ("eps_sec / eps_cor", f"{r.eps_sec:.1e} / {r.eps_cor:.1e}"),
+        ("eps_sec / eps_cor (verification bits)", f"{r.eps_sec:.1e} / {r.eps_cor:.1e} ({r.verification_bits})"),
         ("round trips / classical bits", f"{r.round_trips:,} / {r.channel.get('bits', 0):,}"),
         ("time (ms)", ", ".join(f"{k} {v:.1f}" for k, v in r.time_ms.items())),
     ]

@@ -117,6 +117,7 @@ class LdpcReconciler:
     max_iterations: int = 100
     stall: int = 10
     verify_frames: bool = True
+    last_effort: int = 3  # the last level's fresh attempt: this many times the iterations and stall
     name: str = "ldpc"
     planning_efficiency: float = 1.3
 
@@ -198,8 +199,14 @@ class LdpcReconciler:
                 # A frame whose last word was wrong starts afresh: its messages led there.
                 start = _carried(kept[f], merged[step - 1], code) if step and f not in wrong else []
                 decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall, start=start)
-                kept[f] = decoded.messages
                 iterations += decoded.iterations
+                if not decoded.converged and step == len(merged) - 1 and self.last_effort > 1:
+                    # No round trip is left: try once more from fresh messages with a longer
+                    # budget (a carried state can stall where a fresh one converges).
+                    effort = self.last_effort
+                    decoded = decode(code.blocks, syndromes, llr[f], effort * self.max_iterations, effort * self.stall)
+                    iterations += decoded.iterations
+                kept[f] = decoded.messages
                 wrong.discard(f)
                 if decoded.converged and (verifier is None or verifier.hash.tag(decoded.bits) == tags[f]):
                     out[f] = decoded.bits

@@ -333,3 +333,22 @@ def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
         alice.ask(SyndromeRequest(40_000, rows, 1, 1, 100 - 10 * k, 90 - 10 * k))
     with pytest.raises(ProtocolViolation):
         alice.ask(SyndromeRequest(40_000, rows, 1, 1, 60, 50))
+
+
+def test_the_last_level_tries_again_from_fresh_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No round trip is left after the mother code: a frame that stalls from its carried
+    # messages gets one fresh attempt with a longer budget before the frame is lost.
+    a, b = _pair(20_000, 0.12, 14)  # far above what a code sized for 2 % can correct
+    budgets: list[tuple[int, bool]] = []
+
+    def counting_decode(*args: object, **kwargs: object) -> Decoded:
+        budgets.append((int(args[3]), bool(kwargs.get("start"))))  # type: ignore[call-overload]
+        return decode(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconciliation_module, "decode", counting_decode)
+    reconciler = LdpcReconciler()
+    with pytest.raises(ReconciliationError):
+        reconciler.run(b, _Alice(a).ask, 0.02, seed=1)
+    assert budgets[-2] == (reconciler.max_iterations, True)
+    assert budgets[-1] == (reconciler.last_effort * reconciler.max_iterations, False)
+    assert len(budgets) == SYNDROME_ROUNDS_MAX + 1
