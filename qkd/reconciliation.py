@@ -8,7 +8,9 @@ Two reconcilers behind one interface; each counts every bit it discloses.
   that does not decode asks for ``steps[i] · h(Q) · n`` further checks: the code is
   rate compatible by check merging (:func:`qkd.ldpc.stage`), so each further bit splits
   a merged check and the code stays a good LDPC code (one round trip per retry for all
-  failed frames). Leak = every syndrome bit sent, plus one bit per frame per retry.
+  failed frames). Leak = every syndrome bit sent, plus one bit per frame after every
+  round but the last allowed: what Bob asks next (a retry, or nothing) tells Alice which
+  frames decoded.
   Each frame is verified on its own: the first request carries universal-hash keys
   from Bob's OS and Alice returns each frame's tag with its syndrome; a frame whose
   decoded word satisfies the syndrome but not the tag is a failure like any other and
@@ -179,8 +181,10 @@ class LdpcReconciler:
                 tags = reply.tags
                 if len(tags) != frames or any(len(t) != len(verifier.hash.keys) for t in tags):
                     raise ProtocolViolation("malformed_message", "frame tags of the wrong shape")
-            # A retry also tells Alice which frames failed: one bit per frame.
-            leaked += int(reply.syndromes.size) + (0 if first else frames)
+            # What Bob does next tells Alice, frame by frame, whether this round decoded it
+            # (a retry naming it, or none: "nothing pending" is an answer too): one bit per
+            # frame, after every round but the last allowed, which nothing can follow.
+            leaked += int(reply.syndromes.size) + indicator_bits(frames, rounds)
             bits = reply.syndromes.astype(np.uint8) & 1
             for row, f in enumerate(pending):
                 if first:
@@ -237,6 +241,13 @@ class LdpcReconciler:
             },
             verifier,
         )
+
+
+def indicator_bits(frames: int, syndrome_round: int) -> int:
+    """The bits charged for the per-frame "decoded or not" that follows syndrome round
+    ``syndrome_round`` (1-based): ``frames``, or 0 after round :data:`SYNDROME_ROUNDS_MAX`.
+    Bob and Alice both charge it, so their counts agree."""
+    return frames if syndrome_round < SYNDROME_ROUNDS_MAX else 0
 
 
 def _carried(previous: list[np.ndarray], before: int, code: Stage) -> list[np.ndarray | None]:

@@ -60,7 +60,7 @@ from qkd.errors import (
 from qkd.estimation import binary_entropy
 from qkd.finitekey import COMMITMENT_BITS, Counts, KeyLength, estimate, pulses_for
 from qkd.ldpc import make_code, stage_syndrome
-from qkd.reconciliation import RECONCILERS
+from qkd.reconciliation import RECONCILERS, indicator_bits
 from qkd.verification import FrameVerification, UniversalHash
 
 MIN_KEY_BITS = 64
@@ -282,8 +282,9 @@ class AliceEndpoint:
                 for m in full
             ]
         )
-        # A retry also tells which frames failed: one bit per frame, counted as disclosed.
-        self.disclosed_bits += int(syndromes.size) + (0 if first else request.frames)
+        # Bob's next request (a retry, or none) tells which frames this round decoded:
+        # one bit per frame, charged as the reconciler charges it.
+        self.disclosed_bits += int(syndromes.size) + indicator_bits(request.frames, self._syndrome_rounds)
         return SyndromeReply(syndromes, tags)
 
     def _frame_tags(self, request: SyndromeRequest, word: np.ndarray) -> tuple[tuple[int, ...], ...]:

@@ -51,12 +51,15 @@ class _Alice:
         self.endpoint.handle(RevealRequest("z", np.arange(0), np.zeros(0, np.uint8), seq=2))
         self.seq = 2
         self.tamper = tamper
+        self.sent: list[int] = []  # syndrome bits per reply
 
     def ask(self, request: Request) -> Reply:
         self.seq += 1
         reply = self.endpoint.handle(replace(request, seq=self.seq))
-        if self.tamper and isinstance(reply, SyndromeReply):
-            reply.syndromes[:, ::7] ^= 1  # a lying peer
+        if isinstance(reply, SyndromeReply):
+            self.sent.append(reply.syndromes.size)
+            if self.tamper:
+                reply.syndromes[:, ::7] ^= 1  # a lying peer
         return reply
 
 
@@ -186,19 +189,23 @@ def test_efficiency_at_one_percent_on_a_seeded_sample() -> None:
 
 def test_leak_counts_every_syndrome_bit() -> None:
     a, b = _pair(20_000, 0.03, 4)
-    sent: list[int] = []
     alice = _Alice(a)
-
-    def ask(request: Request) -> Reply:
-        reply = alice.ask(request)
-        if isinstance(reply, SyndromeReply):
-            sent.append(reply.syndromes.size)
-        return reply
-
-    res = LdpcReconciler().run(b, ask, 0.03, seed=1)
-    retries = len(sent) - 1  # each retry also reveals which of the frames failed: one bit each
-    assert res.leaked_bits == sum(sent) + retries * res.detail["frames"] == alice.endpoint.disclosed_bits
+    res = LdpcReconciler().run(b, alice.ask, 0.03, seed=1)
+    sent = alice.sent
+    # Bob's next move after each round but the last allowed tells which frames failed.
+    told = min(len(sent), SYNDROME_ROUNDS_MAX - 1)
+    assert res.leaked_bits == sum(sent) + told * res.detail["frames"] == alice.endpoint.disclosed_bits
     assert len(sent) == res.round_trips
+
+
+def test_stopping_after_the_first_round_is_charged_too() -> None:
+    # Moving on to verification instead of a retry says "nothing pending" for every frame.
+    a, b = _pair(70_000, 0.005, 15)  # two frames, codes sized for 2 %: both decode at once
+    alice = _Alice(a)
+    res = LdpcReconciler().run(b, alice.ask, 0.02, seed=1)
+    sent = alice.sent
+    assert np.array_equal(res.corrected, a) and res.round_trips == len(sent) == 1
+    assert res.leaked_bits == sent[0] + 2 == alice.endpoint.disclosed_bits
 
 
 def test_lying_syndromes_never_give_alices_key() -> None:
