@@ -177,6 +177,8 @@ class LdpcReconciler:
             expect = rows - merged[0] if first else merged[step - 1] - k
             if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), expect):
                 raise ProtocolViolation("malformed_message", "syndrome reply of the wrong shape")
+            if reply.tags and not (first and verifier is not None):
+                raise ProtocolViolation("malformed_message", "tags not asked for")
             if first and verifier is not None:
                 tags = reply.tags
                 if len(tags) != frames or any(len(t) != len(verifier.hash.keys) for t in tags):

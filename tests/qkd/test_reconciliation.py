@@ -327,6 +327,23 @@ def test_frame_verification_eps_cor_covers_every_word_bob_may_check() -> None:
     assert v.tag_bits == 2 * 61 * t
 
 
+@pytest.mark.parametrize("verify_frames", [True, False])
+def test_bob_refuses_tags_he_did_not_ask_for(verify_frames: bool) -> None:
+    a, b = _pair(20_000, 0.03, 10)
+    alice = _Alice(a)
+
+    def ask(request: Request) -> Reply:
+        reply = alice.ask(request)
+        if isinstance(reply, SyndromeReply) and not request.hash_keys:
+            return replace(reply, tags=((1, 2, 3),))  # a lying Alice: tags for no keys
+        return reply
+
+    with pytest.raises(ProtocolViolation, match="tags not asked for") as exc:
+        LdpcReconciler(verify_frames=verify_frames).run(b, ask, 0.03, seed=1)
+    assert exc.value.reason == "malformed_message"
+    assert alice.endpoint._syndrome_rounds == (2 if verify_frames else 1)
+
+
 def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
     a, _ = _pair(40_000, 0.02, 13)
     rows = 6_000
