@@ -185,6 +185,12 @@ class AliceEndpoint:
         self._counts: Counts | None = None
         self._syndrome_rounds = 0
         self._frames: FrameVerification | None = None  # per-frame tags sent with the syndromes
+        # Pinned by the first syndrome round (her eps_cor and tag count describe it):
+        # (frame_bits, rows, code_seed, frames), the frames still pending, and the merged
+        # pairs the next retry must split from.
+        self._framing: tuple[int, int, int, int] | None = None
+        self._pending: frozenset[int] = frozenset()
+        self._split_from = 0
         self.disclosed_bits = 0  # error-correction bits she sent (syndromes, parities, feedback)
         self.key: np.ndarray = np.zeros(0, dtype=np.uint8)
 
@@ -267,6 +273,7 @@ class AliceEndpoint:
             raise ProtocolViolation("malformed_message", f"syndrome round {self._syndrome_rounds} out of protocol")
         if request.hash_keys and not first:
             raise ProtocolViolation("malformed_message", "frame hash keys come with the first syndromes only")
+        self._continue(request, ids, first)
         try:
             code = make_code(request.frame_bits, request.rows, request.code_seed)
         except ConfigError as exc:
@@ -286,6 +293,29 @@ class AliceEndpoint:
         # one bit per frame, charged as the reconciler charges it.
         self.disclosed_bits += int(syndromes.size) + indicator_bits(request.frames, self._syndrome_rounds)
         return SyndromeReply(syndromes, tags)
+
+    def _continue(self, request: SyndromeRequest, ids: tuple[int, ...], first: bool) -> None:
+        """Pin the framing at the first round; a retry must keep it, split on from where
+        the last round stopped, and name only frames still pending.
+
+        Raises:
+            ProtocolViolation: ``malformed_message`` for a retry that does not.
+        """
+        framing = (request.frame_bits, request.rows, request.code_seed, request.frames)
+        if not first:
+            if framing != self._framing:
+                raise ProtocolViolation("malformed_message", f"retry framing {framing}, {self._framing} agreed")
+            if request.merged != self._split_from:
+                raise ProtocolViolation(
+                    "malformed_message", f"retry splits from pair {request.merged}, not {self._split_from}"
+                )
+            if not set(ids) <= self._pending:
+                raise ProtocolViolation(
+                    "malformed_message", f"retry names frames {sorted(set(ids) - self._pending)} not pending"
+                )
+        self._framing = framing
+        self._pending = frozenset(ids)
+        self._split_from = request.merged if first else request.split_to
 
     def _frame_tags(self, request: SyndromeRequest, word: np.ndarray) -> tuple[tuple[int, ...], ...]:
         keys = request.hash_keys

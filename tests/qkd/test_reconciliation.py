@@ -359,6 +359,31 @@ def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
         alice.ask(SyndromeRequest(40_000, rows, 1, 1, 60, 50))
 
 
+_RETRY_1 = SyndromeRequest(20_000, 3_000, 1, 2, 100, 95, (0,))  # frame 1 decoded in round 1
+
+
+@pytest.mark.parametrize(
+    ("retries", "reason"),
+    [
+        ([SyndromeRequest(20_000, 3_000, 1, 2, 90, 85, (0,))], "retry splits from pair 90, not 100"),
+        ([_RETRY_1, SyndromeRequest(20_000, 3_000, 1, 2, 100, 85, (0,))], "retry splits from pair 100, not 95"),
+        ([_RETRY_1, SyndromeRequest(20_000, 3_000, 2, 2, 95, 85, (0,))], "retry framing"),  # another code
+        ([_RETRY_1, SyndromeRequest(20_001, 3_000, 1, 2, 95, 85, (0,))], "retry framing"),  # other frames
+        ([_RETRY_1, SyndromeRequest(20_000, 3_000, 1, 2, 95, 85, (0, 1))], r"frames \[1\] not pending"),
+        ([_RETRY_1, SyndromeRequest(20_000, 3_000, 1, 2, 95, 85)], r"frames \[1\] not pending"),  # all
+    ],
+)
+def test_alice_pins_the_framing_after_the_first_round(retries: list[SyndromeRequest], reason: str) -> None:
+    a, _ = _pair(40_000, 0.02, 13)
+    alice = _Alice(a)
+    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
+    for retry in retries[:-1]:
+        alice.ask(retry)
+    with pytest.raises(ProtocolViolation, match=reason) as exc:
+        alice.ask(retries[-1])
+    assert exc.value.reason == "malformed_message"
+
+
 def test_the_last_level_tries_again_from_fresh_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     # No round trip is left after the mother code: a frame that stalls from its carried
     # messages gets one fresh attempt with a longer budget before the frame is lost.
