@@ -562,7 +562,11 @@ def reconcile(config: SessionConfig, session_id: bytes, channel: ClassicalChanne
         budget = KeyLength(
             estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, check.eps_cor, check.tag_bits
         )
-        lim = KeyLength(estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, check.eps_cor, 0.0, paper=True)
+        # Lim's bound at the target eps_cor, not the one achieved: final/lim then prices
+        # the verification as this session did it.
+        lim = KeyLength(
+            estimates, result.leaked_bits + COMMITMENT_BITS, config.eps_sec, config.eps_cor, 0.0, paper=True
+        )
         rec.update(
             eps_cor=check.eps_cor,
             verification_bits=check.tag_bits,
