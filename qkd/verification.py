@@ -6,8 +6,12 @@ system's randomness, both sides evaluate the polynomial hash
 block cut into 60-bit words and its length appended (``d`` words in all), and compare.
 Two different blocks collide for at most ``d - 1`` of the ``p - 1`` keys (a non-zero
 polynomial of degree ``d - 1`` has that many roots), so one evaluation fails with
-probability ``<= d/p``; ``t`` distinct independent keys fail with ``(d/p)^t``: that is
-``eps_cor``, provably, and the ``61·t`` tag bits are charged to the leakage budget.
+probability ``<= (d-1)/(p-1) <= d/p``. The ``t`` keys are distinct (drawn without
+replacement; Alice refuses repeats): all ``t`` are roots with probability
+``C(d-1, t)/C(p-1, t) <= ((d-1)/(p-1))^t <= (d/p)^t``, which is ``eps_cor``, provably,
+for a block fixed before the keys are drawn; the ``61·t`` tag bits are charged to the
+leakage budget. (Per-frame verification, where Bob's words are not fixed in advance,
+is argued at :class:`FrameVerification`.)
 
 The commitment is ``keccak256(session_id || block)``, the hash both sides put on chain
 (seed 000's eq. 16). It is public, so its 256 bits are charged too; it is not what
@@ -76,9 +80,10 @@ class UniversalHash:
 
     @classmethod
     def fresh(cls, block_bits: int, eps_cor: float) -> UniversalHash:
-        """Keys drawn from the operating system's randomness."""
+        """``t`` distinct keys drawn without replacement from the operating system's
+        randomness (Alice refuses repeated keys)."""
         t = cls.evaluations(block_bits, eps_cor)
-        return cls(tuple(1 + secrets.randbelow(PRIME - 1) for _ in range(t)), block_bits)
+        return cls(tuple(secrets.SystemRandom().sample(range(1, PRIME), t)), block_bits)
 
     @property
     def eps_cor(self) -> float:
@@ -105,11 +110,21 @@ class UniversalHash:
 class FrameVerification:
     """Every frame of a block verified by its own tag under one :class:`UniversalHash`.
 
-    Bob may compare up to ``comparisons`` decoded words with each frame's tag (one per
-    syndrome round). Those words do not depend on the keys (the decoder never reads
-    them), so each wrong one matches with at most ``(d/p)^t``; a union bound over the
-    frames and the words gives ``eps_cor = frames · comparisons · (d/p)^t`` for the
-    whole block, and ``frames · 61·t`` tag bits are disclosed."""
+    Bob compares up to ``comparisons`` decoded words with each frame's tag (one per
+    syndrome round). Those words are not independent of the keys: whether a word is
+    accepted depends on them, and after a rejection the frame restarts from fresh
+    messages, so later words depend on earlier verdicts. The argument is a coupling.
+    Define the *key-independent path*: the run in which every wrong word is rejected;
+    the words, syndromes and decoder states along it are functions of Alice's and Bob's
+    blocks and the code only, never of the hash keys. The real run follows that path
+    exactly until the first false acceptance, so a false acceptance in a frame means
+    that one of the at most ``comparisons`` wrong words on its key-independent path
+    collides with Alice's frame: each is fixed before the keys are drawn and collides
+    with probability ``<= (d/p)^t``. The frames' paths are independent of each other
+    (each frame is decoded on its own; which frames are pending only decides what the
+    requests name), so a union bound over frames and words gives
+    ``eps_cor = frames · comparisons · (d/p)^t`` for the whole block, and
+    ``frames · 61·t`` tag bits are disclosed."""
 
     hash: UniversalHash
     frames: int
