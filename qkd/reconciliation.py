@@ -158,6 +158,7 @@ class LdpcReconciler:
         tags: tuple[tuple[int, ...], ...] = ()
         wrong: set[int] = set()  # frames whose last word met the syndrome but not the tag
         wrong_words = 0
+        compared = [0] * frames  # words checked against each frame's tag: eps_cor covers so many
         for step, k in enumerate(merged):
             if step and k == merged[step - 1]:
                 continue  # nothing left to split at this step
@@ -214,7 +215,7 @@ class LdpcReconciler:
                     iterations += decoded.iterations
                 kept[f] = decoded.messages
                 wrong.discard(f)
-                if decoded.converged and (verifier is None or verifier.hash.tag(decoded.bits) == tags[f]):
+                if decoded.converged and (verifier is None or _matches(verifier, compared, f, decoded.bits, tags)):
                     out[f] = decoded.bits
                     continue
                 if decoded.converged:
@@ -243,6 +244,21 @@ class LdpcReconciler:
             },
             verifier,
         )
+
+
+def _matches(
+    verifier: FrameVerification, compared: list[int], f: int, bits: np.ndarray, tags: tuple[tuple[int, ...], ...]
+) -> bool:
+    """Whether frame ``f``'s word ``bits`` has Alice's tag, counting the comparison.
+
+    Raises:
+        AssertionError: more comparisons for the frame than ``verifier.eps_cor`` covers
+            (a bug here, never a peer's doing; not an ``assert``, so ``-O`` keeps it).
+    """
+    compared[f] += 1
+    if compared[f] > verifier.comparisons:
+        raise AssertionError(f"frame {f}: {compared[f]} tag comparisons, eps_cor covers {verifier.comparisons}")
+    return verifier.hash.tag(bits) == tags[f]
 
 
 def indicator_bits(frames: int, syndrome_round: int) -> int:

@@ -38,7 +38,7 @@ from qkd.ldpc import (
 )
 from qkd.reconciliation import RECONCILERS, CascadeReconciler, LdpcReconciler
 from qkd.session import AliceEndpoint
-from qkd.verification import PRIME, WORD_BITS, UniversalHash, polynomial_hash
+from qkd.verification import PRIME, WORD_BITS, FrameVerification, UniversalHash, polynomial_hash
 
 
 class _Alice:
@@ -313,6 +313,35 @@ def test_frame_tags_that_never_match_are_a_verification_failure() -> None:
     with pytest.raises(FrameVerificationFailed):
         LdpcReconciler().run(b, ask, 0.02, seed=1)
     assert alice.endpoint._syndrome_rounds == SYNDROME_ROUNDS_MAX  # every level tried, then no more
+
+
+def test_bob_compares_no_more_words_per_frame_than_eps_cor_covers(monkeypatch: pytest.MonkeyPatch) -> None:
+    def always_wrong(*args: object, **kwargs: object) -> Decoded:
+        out = decode(*args, **kwargs)  # type: ignore[arg-type]
+        bits = out.bits.copy()
+        bits[:2] ^= 1
+        return replace(out, bits=bits, converged=True)  # "converged", never to Alice's word
+
+    evaluations = {"n": 0}
+    tag = UniversalHash.tag
+
+    def counting_tag(self: UniversalHash, block: np.ndarray) -> tuple[int, ...]:
+        evaluations["n"] += 1
+        return tag(self, block)
+
+    monkeypatch.setattr(reconciliation_module, "decode", always_wrong)
+    monkeypatch.setattr(UniversalHash, "tag", counting_tag)
+    a, b = _pair(70_000, 0.02, 21)  # two frames
+    with pytest.raises(FrameVerificationFailed, match="2 of 2 frames"):
+        LdpcReconciler().run(b, _Alice(a).ask, 0.02, seed=1)
+    assert evaluations["n"] - 2 == 2 * SYNDROME_ROUNDS_MAX  # Alice's two tags, then one word per frame and round
+    # And the guard holds where a verifier covers fewer words than there are rounds.
+    fresh = FrameVerification.fresh
+    monkeypatch.setattr(
+        FrameVerification, "fresh", staticmethod(lambda fb, fr, _c, eps: replace(fresh(fb, fr, _c, eps), comparisons=2))
+    )
+    with pytest.raises(AssertionError, match="frame 0: 3 tag comparisons, eps_cor covers 2"):
+        LdpcReconciler().run(b, _Alice(a).ask, 0.02, seed=1)
 
 
 def test_frame_verification_eps_cor_covers_every_word_bob_may_check() -> None:
