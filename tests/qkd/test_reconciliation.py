@@ -223,7 +223,7 @@ def test_malformed_reply_is_a_protocol_violation() -> None:
     def short(request: Request) -> Reply:
         return SyndromeReply(np.zeros((1, 3), np.uint8), seq=request.seq)
 
-    with pytest.raises(ProtocolViolation) as exc:
+    with pytest.raises(ProtocolViolation, match="syndrome reply of the wrong shape") as exc:
         LdpcReconciler().run(b, short, 0.02, seed=0)
     assert exc.value.reason == "malformed_message"
 
@@ -310,7 +310,7 @@ def test_frame_tags_that_never_match_are_a_verification_failure() -> None:
             return replace(reply, tags=tuple(tuple(t ^ 1 for t in tag) for tag in reply.tags))
         return reply
 
-    with pytest.raises(FrameVerificationFailed):
+    with pytest.raises(FrameVerificationFailed, match="meet the syndrome, not the verification tag"):
         LdpcReconciler().run(b, ask, 0.02, seed=1)
     assert alice.endpoint._syndrome_rounds == SYNDROME_ROUNDS_MAX  # every level tried, then no more
 
@@ -346,9 +346,11 @@ def test_bob_compares_no_more_words_per_frame_than_eps_cor_covers(monkeypatch: p
 
 def test_frame_verification_eps_cor_covers_every_word_bob_may_check() -> None:
     a, b = _pair(70_000, 0.02, 12)  # two frames
-    res = LdpcReconciler().run(b, _Alice(a).ask, 0.02, seed=1, eps_cor=1e-15)
+    alice = _Alice(a)
+    res = LdpcReconciler().run(b, alice.ask, 0.02, seed=1, eps_cor=1e-15)
     v = res.verified
-    assert v is not None and v.frames == res.detail["frames"] == 2 and v.comparisons == SYNDROME_ROUNDS_MAX
+    assert v is not None and v.frames == res.detail["frames"] == 2
+    assert alice.endpoint._frames == v  # Alice prices the same keys, frames and words
     per_key = UniversalHash.collision_per_key(int(res.detail["frame_bits"]))
     t = len(v.hash.keys)
     assert v.eps_cor == pytest.approx(2 * SYNDROME_ROUNDS_MAX * per_key**t) and v.eps_cor <= 1e-15
@@ -377,14 +379,14 @@ def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
     a, _ = _pair(40_000, 0.02, 13)
     rows = 6_000
     first = SyndromeRequest(40_000, rows, 1, 1, 100)
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolViolation, match="too few or repeated frame hash keys"):
         _Alice(a).ask(replace(first, hash_keys=(5,)))  # one key cannot give 1e-15 over five words
     alice = _Alice(a)
     reply = alice.ask(replace(first, hash_keys=(5, 7)))
     assert isinstance(reply, SyndromeReply) and len(reply.tags) == 1 and len(reply.tags[0]) == 2
     for k in range(SYNDROME_ROUNDS_MAX - 1):
         alice.ask(SyndromeRequest(40_000, rows, 1, 1, 100 - 10 * k, 90 - 10 * k))
-    with pytest.raises(ProtocolViolation):
+    with pytest.raises(ProtocolViolation, match=f"syndrome round {SYNDROME_ROUNDS_MAX + 1} out of protocol"):
         alice.ask(SyndromeRequest(40_000, rows, 1, 1, 60, 50))
 
 
