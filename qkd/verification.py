@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from eth_utils.crypto import keccak
@@ -45,6 +46,11 @@ def _words(block: np.ndarray) -> list[int]:
     return [int(w) for w in (bits.reshape(-1, WORD_BITS) * weights).sum(axis=1, dtype=np.uint64)]
 
 
+def _length_words(block_bits: int) -> int:
+    """``d``: the block's 60-bit words and its length."""
+    return max(1, -(-block_bits // WORD_BITS)) + 1
+
+
 def polynomial_hash(block: np.ndarray, key: int) -> int:
     """``Σ_i x_i key^(d-i) mod p`` over the 60-bit words ``x_i`` of ``block`` followed by
     its length in bits as a last word (so blocks of different lengths do not collide
@@ -63,26 +69,34 @@ class UniversalHash:
     block_bits: int
 
     @staticmethod
-    def evaluations(block_bits: int, eps_cor: float) -> int:
-        """How many independent evaluations make the collision probability <= eps_cor.
+    def evaluations(block_bits: int, eps_cor: float, union: int = 1) -> int:
+        """The fewest independent evaluations ``t`` with ``union · (d/p)^t <= eps_cor``,
+        exactly (in rationals: the float logarithms only give the first guess).
 
         Raises:
-            ConfigError: eps_cor outside (0, 1).
+            ConfigError: eps_cor outside (0, 1) or union below 1.
         """
-        if not 0 < eps_cor < 1:
-            raise ConfigError("eps_cor must be in (0, 1)")
+        if not 0 < eps_cor < 1 or union < 1:
+            raise ConfigError("eps_cor must be in (0, 1), over a union of at least one")
         per = UniversalHash.collision_per_key(block_bits)
-        return max(1, math.ceil(math.log(eps_cor) / math.log(per)))
+        t = max(1, math.ceil(math.log(eps_cor / union) / math.log(per)))
+        exact, target = Fraction(_length_words(block_bits), PRIME), Fraction(eps_cor)
+        while union * exact**t > target:
+            t += 1
+        while t > 1 and union * exact ** (t - 1) <= target:
+            t -= 1
+        assert union * exact**t <= target  # what eps_cor promises, not a float's rounding
+        return t
 
     @staticmethod
     def collision_per_key(block_bits: int) -> float:
-        return (max(1, -(-block_bits // WORD_BITS)) + 1) / PRIME  # d words and the length
+        return _length_words(block_bits) / PRIME
 
     @classmethod
-    def fresh(cls, block_bits: int, eps_cor: float) -> UniversalHash:
-        """``t`` distinct keys drawn without replacement from the operating system's
-        randomness (Alice refuses repeated keys)."""
-        t = cls.evaluations(block_bits, eps_cor)
+    def fresh(cls, block_bits: int, eps_cor: float, union: int = 1) -> UniversalHash:
+        """``t`` distinct keys (:meth:`evaluations`) drawn without replacement from the
+        operating system's randomness (Alice refuses repeated keys)."""
+        t = cls.evaluations(block_bits, eps_cor, union)
         return cls(tuple(secrets.SystemRandom().sample(range(1, PRIME), t)), block_bits)
 
     @property
@@ -139,13 +153,13 @@ class FrameVerification:
         """
         if frames < 1 or comparisons < 1:
             raise ConfigError("frame verification needs a frame and a comparison")
-        return UniversalHash.evaluations(frame_bits, eps_cor / (frames * comparisons))
+        return UniversalHash.evaluations(frame_bits, eps_cor, frames * comparisons)
 
     @classmethod
     def fresh(cls, frame_bits: int, frames: int, comparisons: int, eps_cor: float) -> FrameVerification:
         """Keys drawn from the operating system's randomness."""
         cls.evaluations(frame_bits, frames, comparisons, eps_cor)  # checks the arguments
-        return cls(UniversalHash.fresh(frame_bits, eps_cor / (frames * comparisons)), frames, comparisons)
+        return cls(UniversalHash.fresh(frame_bits, eps_cor, frames * comparisons), frames, comparisons)
 
     @property
     def eps_cor(self) -> float:

@@ -4,6 +4,7 @@ interface; the universal hash of error verification."""
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -250,6 +251,19 @@ def test_universal_hash() -> None:
         uhf.tag(block[:-1])
     with pytest.raises(ConfigError):
         UniversalHash((0,), 5_000).tag(block)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    block_bits=st.integers(1, 1 << 20),
+    eps_cor=st.floats(1e-300, 0.5),
+    union=st.integers(1, 20),
+)
+def test_keys_are_the_fewest_that_give_eps_cor_exactly(block_bits: int, eps_cor: float, union: int) -> None:
+    t = UniversalHash.evaluations(block_bits, eps_cor, union)
+    per = Fraction(-(-block_bits // WORD_BITS) + 1, PRIME)  # d words and the length
+    assert union * per**t <= Fraction(eps_cor)
+    assert t == 1 or union * per ** (t - 1) > Fraction(eps_cor)
 
 
 @settings(max_examples=50, deadline=None)
