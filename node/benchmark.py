@@ -791,5 +791,14 @@ def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
     def decorate(ax_tps: Any, ax_lat: Any) -> None:
         ax_tps.axhline(report["claimed"]["tps"], color="grey", ls="--", label="claimed 10,000 TPS")
         ax_lat.axhline(report["claimed"]["validation_ms"], color="grey", ls="--", label="claimed 5 ms")
+        overload = {o["system"]: o for o in report.get("overload", [])}
+        for i, name in enumerate(groups):  # each system's overload point, in its curve's colour
+            if (o := overload.get(name)) is None:
+                continue
+            star = {"marker": "*", "ls": "none", "ms": 11, "mfc": "none", "color": f"C{i}"}
+            label = f"overload point ({o['times_peak']}x peak, same length)" if not i else None
+            ax_tps.loglog([o["offered_tps"]], [max(o["tps"], 0.1)], label=label, **star)
+            p99 = max(o["latency_ms"]["p99"], 1e-3)
+            ax_lat.loglog([o["offered_tps"]], [p99], label=None if i else "overload point p99", **star)
 
     return plot_load_curves(groups, path, "validated tx/s", "submission to receipt (ms)", decorate)
