@@ -620,12 +620,25 @@ def recovery_rate(raws: list[bytes], chain_id: int, pool: ProcessPoolExecutor) -
     return {"one_core": round(one, 1), "all_cores": round(len(raws) / (time.perf_counter() - started), 1)}
 
 
-def overload_plan(results: list[dict[str, Any]], system: str, factor: float) -> tuple[int, int]:
-    """(offered tx/s, transactions) of ``system``'s overload point: ``factor`` times its
-    measured peak, for as many transactions as the peak point included, so the two points
-    differ in offered load and not in length."""
+def overload_plan(results: list[dict[str, Any]], system: str, factor: float) -> tuple[int, int, int]:
+    """(offered tx/s, transactions, bracket's offered tx/s) of ``system``'s overload point:
+    ``factor`` times its measured peak, for as many transactions as the peak point included,
+    so the two points differ in offered load and not in length; the bracket re-runs the
+    peak point's offered load just before and just after it."""
     peak = max((r for r in results if r["system"] == system), key=lambda r: r["tps"])
-    return max(1, round(peak["tps"] * factor)), max(1, peak["transactions"])
+    return max(1, round(peak["tps"] * factor)), max(1, peak["transactions"]), peak["offered_tps"]
+
+
+def bracket(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The capacity an overload point is compared with at its own state size: the mean TPS
+    of the peak point's load run just before and just after it (a state that grows as the
+    run goes on slows every later point; the mean of the two sides cancels a steady drift)."""
+    return {
+        "offered_tps": before["offered_tps"],
+        "before_tps": before["tps"],
+        "after_tps": after["tps"],
+        "tps": round((before["tps"] + after["tps"]) / 2, 1),
+    }
 
 
 def summarize(
@@ -633,7 +646,8 @@ def summarize(
 ) -> dict[str, dict[str, Any]]:
     """Per system: the peak TPS, its ratio to the machine's recovery rate on all cores, how
     the highest offered load fared against the peak (throughput kept, p99), and the same for
-    the overload point (a multiple of the peak, as many transactions as the peak point)."""
+    the overload point (a multiple of the peak, as many transactions as the peak point),
+    against the peak and against its bracket (:func:`bracket`)."""
     out: dict[str, dict[str, Any]] = {}
     for name in dict.fromkeys(r["system"] for r in results):
         points = [r for r in results if r["system"] == name]
@@ -656,6 +670,8 @@ def summarize(
                 "offered_tps": over["offered_tps"],
                 "times_peak": over["times_peak"],
                 "tps_vs_peak": round(over["tps"] / peak, 3) if peak else None,
+                "bracket_tps": over["bracket"]["tps"],
+                "tps_vs_bracket": round(over["tps"] / over["bracket"]["tps"], 3) if over["bracket"]["tps"] else None,
                 "p99_ms": over["latency_ms"]["p99"],
                 "refusals": over["refusals"],
             },
@@ -714,11 +730,15 @@ def run_node_benchmark(config: BenchConfig | None = None, progress: Progress | N
                     results.append({"system": name, **load_point(load, measured, system.rss_mb())})
                     say(f"{name} at {load:,}: {results[-1]['tps']:,} tx/s, p50 {results[-1]['latency_ms']['p50']} ms")
                 if config.overload:
-                    offered, count = overload_plan(results, name, config.overload)
-                    say(f"{name}: overload, {config.overload}x its peak: {offered:,} tx/s ({count:,} transactions)")
-                    measured = system.run(workload.commits(count), offered)
-                    point = load_point(offered, measured, system.rss_mb())
-                    overload.append({"system": name, "times_peak": config.overload, **point})
+                    offered, count, usual = overload_plan(results, name, config.overload)
+                    sides = []
+                    for load, what in ((usual, "before"), (offered, "overload"), (usual, "after")):
+                        say(f"{name}: {what}: {load:,} tx/s ({count:,} transactions)")
+                        sides.append(load_point(load, system.run(workload.commits(count), load), system.rss_mb()))
+                    before, point, after = sides
+                    overload.append(
+                        {"system": name, "times_peak": config.overload, **point, "bracket": bracket(before, after)}
+                    )
     say("signature recovery alone: one core and all cores")
     with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
         recovery = recovery_rate(Workload(1337, config.vehicles, pool).commits(4_000), 1337, pool)
@@ -798,6 +818,10 @@ def plot_node_benchmark(report: dict[str, Any], path: Path) -> Path:
             star = {"marker": "*", "ls": "none", "ms": 11, "mfc": "none", "color": f"C{i}"}
             label = f"overload point ({o['times_peak']}x peak, same length)" if not i else None
             ax_tps.loglog([o["offered_tps"]], [max(o["tps"], 0.1)], label=label, **star)
+            if (side := o.get("bracket")) is not None:  # its peak load just before and after it
+                tps = [max(side["before_tps"], 0.1), max(side["after_tps"], 0.1)]
+                label = "peak load just before and after it" if not i else None
+                ax_tps.loglog([side["offered_tps"]] * 2, tps, marker="d", ls="none", ms=5, color=f"C{i}", label=label)
             p99 = max(o["latency_ms"]["p99"], 1e-3)
             ax_lat.loglog([o["offered_tps"]], [p99], label=None if i else "overload point p99", **star)
 

@@ -399,8 +399,9 @@ def bench_node(
         if (over := summary["overload"]) is not None:
             out.print(
                 f"{name}: offered {over['times_peak']}x peak ({over['offered_tps']:,} tx/s) for as many transactions "
-                f"as the peak point, it kept {over['tps_vs_peak']:.0%} of peak, p99 {over['p99_ms']:,.0f} ms, "
-                f"{over['refusals']:,} refusals"
+                f"as the peak point, it kept {over['tps_vs_peak']:.0%} of peak and {over['tps_vs_bracket']:.0%} of "
+                f"the {over['bracket_tps']:,.0f} tx/s its peak load gave just before and after it, "
+                f"p99 {over['p99_ms']:,.0f} ms, {over['refusals']:,} refusals"
             )
     if memory := report["engine_memory"]:
         out.print(

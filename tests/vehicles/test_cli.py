@@ -98,6 +98,11 @@ def test_bench_node_json(tmp_path: Path) -> None:
         assert over["offered_tps"] == round(4 * peak_point["tps"]) and over["times_peak"] == 4
         assert over["transactions"] == peak_point["transactions"] and over["tps"] > 0
         assert summary["overload"]["tps_vs_peak"] == round(over["tps"] / peak_point["tps"], 3)
+        # bracketed by the peak point's load, as many transactions, just before and after
+        side = over["bracket"]
+        assert side["offered_tps"] == peak_point["offered_tps"] and side["before_tps"] > 0 and side["after_tps"] > 0
+        assert side["tps"] == round((side["before_tps"] + side["after_tps"]) / 2, 1)
+        assert summary["overload"]["tps_vs_bracket"] == round(over["tps"] / side["tps"], 3)
     assert (tmp_path / "bench_node.png").read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, ["bench", "node", "--systems", "geth"]).exit_code == 2
     assert runner.invoke(app, ["bench", "node", "--loads", "x"]).exit_code == 2
