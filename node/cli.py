@@ -16,7 +16,9 @@ from node.errors import NodeError
 from qkdchain.console import JsonOpt, OutOpt, emit_json, err, out, run_bench
 
 if TYPE_CHECKING:  # the chain clients import web3 and eth_account: not on `qkdchain node`'s start-up path
+    from node.block import Block, SealedReceipt
     from node.client.chain import Chain
+    from node.network import NetworkNode
 
 RpcOpt = Annotated[
     str | None,
@@ -181,7 +183,7 @@ def node_cmd(
             permissioned=not open_chain,
             timestamp=int(_time.time()),
         )
-    network = None
+    network: NetworkNode | None = None
     try:
         backpressure = BackpressureConfig(target_wait_s=backlog_wait_ms / 1000, floor=min_backlog)
         node = Node(data_dir, genesis, key, workers=workers, consensus=peers is not None,
@@ -195,12 +197,13 @@ def node_cmd(
     except NodeError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    node.subscribe(
-        lambda block, receipts: log.info(
-            "sealed block",
-            extra={"block": block.number, "txs": len(receipts), "gas_used": block.header.gas_used},
-        )
-    )
+
+    def sealed(block: Block, receipts: list[SealedReceipt]) -> None:
+        if network is None or not network.is_validator:  # a validator logs its blocks as it decides them
+            extra = {"block": block.number, "txs": len(receipts), "gas_used": block.header.gas_used}
+            log.info("sealed block", extra=extra)
+
+    node.subscribe(sealed)
     try:
         origins = tuple(o.strip() for o in cors_origins.split(",") if o.strip())
         server = RpcServer(node, host, port, dev=dev, cors_origins=origins).start()

@@ -348,6 +348,7 @@ class NetworkNode:
         log.info(
             "decided",
             extra={"block": header.number, "round": header.round, "txs": len(built.receipts),
+                   "gas_used": header.gas_used,
                    "height_ms": round((time.monotonic() - self._height_started) * 1000, 1)},
         )  # fmt: skip
         self._next_height()
