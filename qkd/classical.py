@@ -102,7 +102,10 @@ class SyndromeRequest:
     The first request may carry ``hash_keys`` (fresh from Bob's operating system): Alice
     then answers with every frame's universal-hash tag under them too, and each frame is
     verified on its own (:data:`SYNDROME_ROUNDS_MAX` requests at most, so that the
-    union bound over the words Bob may check is known before he draws the keys)."""
+    union bound over the words Bob may check is known before he draws the keys).
+
+    Once every pair is split (``merged == split_to == 0``), a last request may ask for
+    ``extra`` checks beyond the mother code instead (:func:`qkd.ldpc.tail_code`)."""
 
     frame_bits: int
     rows: int
@@ -112,10 +115,11 @@ class SyndromeRequest:
     split_to: int = -1
     frame_ids: tuple[int, ...] = ()
     hash_keys: tuple[int, ...] = ()
+    extra: int = 0
     seq: int = 0
 
     def wire_bits(self) -> int:
-        return (6 + len(self.frame_ids)) * INDEX_BITS + FIELD_ELEMENT_BITS * len(self.hash_keys)
+        return (7 + len(self.frame_ids)) * INDEX_BITS + FIELD_ELEMENT_BITS * len(self.hash_keys)
 
 
 # Syndrome requests per session at most: each is a round trip, and with per-frame

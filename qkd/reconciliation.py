@@ -8,7 +8,8 @@ Two reconcilers behind one interface; each counts every bit it discloses.
   that does not decode asks for ``steps[i] · h(Q) · n`` further checks: the code is
   rate compatible by check merging (:func:`qkd.ldpc.stage`), so each further bit splits
   a merged check and the code stays a good LDPC code (one round trip per retry for all
-  failed frames). Leak = every syndrome bit sent, plus one bit per frame after every
+  failed frames); the last retry, for frames the mother code did not decode, asks
+  for checks beyond it (:func:`qkd.ldpc.tail_code`). Leak = every syndrome bit sent, plus one bit per frame after every
   round but the last allowed: what Bob asks next (a retry, or nothing) tells Alice which
   frames decoded.
   Each frame is verified on its own: the first request carries universal-hash keys
@@ -41,7 +42,7 @@ from qkd.classical import (
 )
 from qkd.errors import ConfigError, FrameVerificationFailed, ProtocolViolation, ReconciliationError
 from qkd.estimation import binary_entropy
-from qkd.ldpc import LLR_CLIP, Stage, channel_llr, decode, stage
+from qkd.ldpc import LLR_CLIP, Stage, channel_llr, decode, make_code, stage, tail_weight
 from qkd.verification import FrameVerification
 
 Ask = Callable[[Request], Reply]
@@ -107,26 +108,31 @@ class CascadeReconciler:
 
 @dataclass(frozen=True)
 class LdpcReconciler:
-    f_start: float = 1.10
-    # Each retry's extra checks in units of h(Q)·n: fine steps where frames usually
-    # decode, a larger last one so that a frame almost never fails outright. The last
-    # level (the mother code) is 1.34, not higher: every level below it merges pairs of
-    # the mother's checks, and the further the mother sits above a stage the more the
-    # merged checks cost (qkd.ldpc). Measured on the bench's blocks against the former
-    # (1.08; 0.04, 0.05, 0.08, 0.15): f 1.20 / 1.15 / 1.15 / 1.11 at QBER 1 / 2 / 3 / 5 %
-    # where it gave 1.25 / 1.16 / 1.14 / 1.15.
-    steps: tuple[float, ...] = (0.04, 0.04, 0.06, 0.10)
+    f_start: float = 1.12
+    # Each retry's extra checks in units of h(Q)·n, up to the mother code at 1.26: the
+    # levels below it merge pairs of the mother's checks, and the further the mother
+    # sits above a level the more its merged checks cost (qkd.ldpc), so the mother sits
+    # just above where frames decode and a rare frame beyond it goes on to the tail.
+    # Chosen from each frame's lowest decoding level at 1 % QBER (40 frames, mother at
+    # 1.27: levels 1.06-1.26, mean 1.17) and measured on the bench's first 100 blocks
+    # at 1 %: f 1.192 against 1.207 for the former (1.10; 0.04, 0.04, 0.06, 0.10).
+    steps: tuple[float, ...] = (0.06, 0.04, 0.04)
     max_iterations: int = 100
     stall: int = 10
     verify_frames: bool = True
     last_effort: int = 3  # the last level's fresh attempt: this many times the iterations and stall
+    # The last retry's checks beyond the mother code (qkd.ldpc.tail_code), in units of
+    # h(Q)·n (0: none). A tail check is worth about 0.65 of a mother's (at 1 %, tail
+    # 0.10 over a mother at 1.10 decodes as a mother at 1.165 would), so 0.25 stands for
+    # a mother at about 1.42; only the few frames the mother loses pay for it.
+    tail: float = 0.25
     name: str = "ldpc"
     planning_efficiency: float = 1.3
 
     def __post_init__(self) -> None:
-        if self.f_start < 1 or any(s <= 0 for s in self.steps):
-            raise ConfigError("ldpc needs f_start >= 1 and positive steps")
-        if len(self.steps) + 1 > SYNDROME_ROUNDS_MAX:
+        if self.f_start < 1 or any(s <= 0 for s in self.steps) or self.tail < 0:
+            raise ConfigError("ldpc needs f_start >= 1, positive steps and a tail >= 0")
+        if len(self.steps) + 1 + (self.tail > 0) > SYNDROME_ROUNDS_MAX:
             raise ConfigError(f"ldpc allows {SYNDROME_ROUNDS_MAX - 1} retries at most")
 
     def run(self, bob: np.ndarray, ask: Ask, error_rate: float, seed: int, eps_cor: float = 1e-15) -> Reconciliation:
@@ -136,11 +142,14 @@ class LdpcReconciler:
         q = min(max(error_rate, 1e-3), 0.2)
         frames = -(-n // FRAME_MAX_BITS)
         frame_bits = -(-n // frames)
-        # The mother code holds the checks of the last retry; each earlier step merges
-        # pairs of its rows. merged[s] pairs are merged at step s (0 after the last).
+        # The mother code holds the checks of the last split; each earlier step merges
+        # pairs of its rows. merged[s] pairs are merged at step s (0 from the mother's on);
+        # the tail step, if any, adds `extra` checks beyond the mother.
         targets = np.cumsum([self.f_start, *self.steps]) * binary_entropy(q) * frame_bits
         rows = min(math.ceil(targets[-1]), frame_bits - 1)
         merged = [min(rows - min(math.ceil(t), rows), rows // 2) for t in targets]
+        extra = self._tail_rows(frame_bits, rows, seed, q)
+        plan = [(k, 0) for k in merged] + ([(0, extra)] if extra else [])
         pad = frames * frame_bits - n
         word = np.concatenate([bob.astype(np.uint8), np.zeros(pad, np.uint8)]).reshape(frames, frame_bits)
         llr = channel_llr(word, q)
@@ -148,6 +157,7 @@ class LdpcReconciler:
         # Bob's knowledge of each frame's mother syndrome: the pair sums and single rows.
         pair_sum = np.zeros((frames, rows // 2), dtype=np.uint8)
         single = np.zeros((frames, rows), dtype=np.uint8)
+        tail = np.zeros((frames, extra), dtype=np.uint8)
         out = word.copy()
         kept: list[list[np.ndarray]] = [[] for _ in range(frames)]  # last attempt's messages per block
         pending = list(range(frames))
@@ -159,23 +169,25 @@ class LdpcReconciler:
         wrong: set[int] = set()  # frames whose last word met the syndrome but not the tag
         wrong_words = 0
         compared = [0] * frames  # words checked against each frame's tag: eps_cor covers so many
-        for step, k in enumerate(merged):
-            if step and k == merged[step - 1]:
+        for step, (k, more) in enumerate(plan):
+            if step and (k, more) == plan[step - 1]:
                 continue  # nothing left to split at this step
             first = step == 0
+            before = plan[step - 1][0] if step else 0
             request = SyndromeRequest(
                 frame_bits,
                 rows,
                 seed,
                 frames,
-                merged[0] if first else merged[step - 1],
+                merged[0] if first else before,
                 -1 if first else k,
                 tuple(pending),
                 verifier.hash.keys if first and verifier is not None else (),
+                more,
             )
             reply = ask(request)
             rounds += 1
-            expect = rows - merged[0] if first else merged[step - 1] - k
+            expect = more or (rows - merged[0] if first else before - k)
             if not isinstance(reply, SyndromeReply) or reply.syndromes.shape != (len(pending), expect):
                 raise ProtocolViolation("malformed_message", "syndrome reply of the wrong shape")
             if reply.tags and not (first and verifier is not None):
@@ -193,21 +205,24 @@ class LdpcReconciler:
                 if first:
                     pair_sum[f, : merged[0]] = bits[row, : merged[0]]
                     single[f, 2 * merged[0] :] = bits[row, merged[0] :]
+                elif more:
+                    tail[f] = bits[row]
                 else:
-                    lo, hi = k, merged[step - 1]
-                    single[f, 2 * lo : 2 * hi : 2] = bits[row]
-                    single[f, 2 * lo + 1 : 2 * hi : 2] = bits[row] ^ pair_sum[f, lo:hi]
-            code = stage(frame_bits, rows, seed, k)
+                    single[f, 2 * k : 2 * before : 2] = bits[row]
+                    single[f, 2 * k + 1 : 2 * before : 2] = bits[row] ^ pair_sum[f, k:before]
+            code = stage(frame_bits, rows, seed, k, more)
             still: list[int] = []
             for f in pending:
                 syndromes = [pair_sum[f, :k]] if k else []
                 if code.single is not None:
                     syndromes.append(single[f, 2 * k :])
+                if more:
+                    syndromes.append(tail[f])
                 # A frame whose last word was wrong starts afresh: its messages led there.
-                start = _carried(kept[f], merged[step - 1], code) if step and f not in wrong else []
+                start = _carried(kept[f], before, code) if step and f not in wrong else []
                 decoded = decode(code.blocks, syndromes, llr[f], self.max_iterations, self.stall, start=start)
                 iterations += decoded.iterations
-                if not decoded.converged and step == len(merged) - 1 and self.last_effort > 1:
+                if not decoded.converged and step == len(plan) - 1 and self.last_effort > 1:
                     # No round trip is left: try once more from fresh messages with a longer
                     # budget (a carried state can stall where a fresh one converges).
                     effort = self.last_effort
@@ -239,11 +254,21 @@ class LdpcReconciler:
                 "frames": frames,
                 "frame_bits": frame_bits,
                 "mother_rows": rows,
+                "tail_rows": extra,
                 "iterations": iterations,
                 "wrong_words": wrong_words,
             },
             verifier,
         )
+
+    def _tail_rows(self, frame_bits: int, rows: int, seed: int, q: float) -> int:
+        """The checks of the tail step beyond the mother's ``rows``: ``tail · h(Q)`` per
+        bit, as many as fit on distinct variables (:func:`qkd.ldpc.tail_code`); 0 for
+        no tail."""
+        if not self.tail:
+            return 0
+        wanted = math.ceil(self.tail * binary_entropy(q) * frame_bits)
+        return min(wanted, frame_bits // tail_weight(make_code(frame_bits, rows, seed)))
 
 
 def _matches(

@@ -59,7 +59,7 @@ from qkd.errors import (
 )
 from qkd.estimation import binary_entropy
 from qkd.finitekey import COMMITMENT_BITS, Counts, KeyLength, estimate, pulses_for
-from qkd.ldpc import make_code, stage_syndrome
+from qkd.ldpc import make_code, stage_syndrome, tail_code
 from qkd.reconciliation import RECONCILERS, indicator_bits
 from qkd.verification import FrameVerification, UniversalHash
 
@@ -191,6 +191,7 @@ class AliceEndpoint:
         self._framing: tuple[int, int, int, int] | None = None
         self._pending: frozenset[int] = frozenset()
         self._split_from = 0
+        self._tail_sent = False  # the checks beyond the mother code end the rounds
         self.disclosed_bits = 0  # error-correction bits she sent (syndromes, parities, feedback)
         self.key: np.ndarray = np.zeros(0, dtype=np.uint8)
 
@@ -265,7 +266,12 @@ class AliceEndpoint:
             raise ProtocolViolation("malformed_message", "frames do not cover the key")
         if not all(0 <= f < request.frames for f in ids) or len(set(ids)) != len(ids):
             raise ProtocolViolation("malformed_message", "frame out of range")
-        if not (0 <= request.merged <= request.rows // 2 and -1 <= request.split_to < max(request.merged, 0)):
+        tail = request.extra != 0
+        if tail and not (request.extra > 0 and request.merged == request.split_to == 0):
+            raise ProtocolViolation("malformed_message", "tail checks only once every pair is split")
+        if not tail and not (
+            0 <= request.merged <= request.rows // 2 and -1 <= request.split_to < max(request.merged, 0)
+        ):
             raise ProtocolViolation("malformed_message", "merge or split out of range")
         first = request.split_to < 0
         self._syndrome_rounds += 1
@@ -276,6 +282,8 @@ class AliceEndpoint:
         self._continue(request, ids, first)
         try:
             code = make_code(request.frame_bits, request.rows, request.code_seed)
+            if tail:
+                code = tail_code(request.frame_bits, request.rows, request.code_seed, request.extra)
         except ConfigError as exc:
             raise ProtocolViolation("malformed_message", str(exc)) from exc
         word = np.concatenate([self.key, np.zeros(total - self.key.size, np.uint8)]).reshape(request.frames, -1)
@@ -285,7 +293,11 @@ class AliceEndpoint:
         full = [code.syndrome(word[f]) for f in ids]
         syndromes = np.stack(
             [
-                stage_syndrome(m, request.merged) if first else m[2 * request.split_to : 2 * request.merged : 2]
+                m
+                if tail
+                else stage_syndrome(m, request.merged)
+                if first
+                else m[2 * request.split_to : 2 * request.merged : 2]
                 for m in full
             ]
         )
@@ -309,6 +321,8 @@ class AliceEndpoint:
                 raise ProtocolViolation(
                     "malformed_message", f"retry splits from pair {request.merged}, not {self._split_from}"
                 )
+            if self._tail_sent:
+                raise ProtocolViolation("malformed_message", "no round after the tail checks")
             if not set(ids) <= self._pending:
                 raise ProtocolViolation(
                     "malformed_message", f"retry names frames {sorted(set(ids) - self._pending)} not pending"
@@ -316,6 +330,7 @@ class AliceEndpoint:
         self._framing = framing
         self._pending = frozenset(ids)
         self._split_from = request.merged if first else request.split_to
+        self._tail_sent = request.extra != 0
 
     def _frame_tags(self, request: SyndromeRequest, word: np.ndarray) -> tuple[tuple[int, ...], ...]:
         keys = request.hash_keys

@@ -36,6 +36,8 @@ from qkd.ldpc import (
     make_code,
     stage,
     stage_syndrome,
+    tail_code,
+    tail_weight,
 )
 from qkd.reconciliation import RECONCILERS, CascadeReconciler, LdpcReconciler
 from qkd.session import AliceEndpoint
@@ -446,3 +448,88 @@ def test_the_last_level_tries_again_from_fresh_messages(monkeypatch: pytest.Monk
     assert budgets[-2] == (reconciler.max_iterations, True)
     assert budgets[-1] == (reconciler.last_effort * reconciler.max_iterations, False)
     assert len(budgets) == SYNDROME_ROUNDS_MAX + 1
+
+
+# --- The tail: checks beyond the mother code, for the last retry ------------------------
+
+
+def test_tail_checks_are_sparse_on_distinct_variables_and_deterministic() -> None:
+    mother = make_code(8_000, 1_789, 1)
+    tail = tail_code(8_000, 1_789, 1, 467)
+    assert tail.checks.shape == (467, tail_weight(mother)) and tail_weight(mother) < mother.row_weight
+    assert np.unique(tail.checks).size == tail.checks.size  # no variable in two tail checks
+    tail_code.cache_clear()
+    assert np.array_equal(tail_code(8_000, 1_789, 1, 467).checks, tail.checks)
+    full = stage(8_000, 1_789, 1, 0, 467)
+    assert full.tail is not None and full.single is not None and full.merged is None
+    assert np.array_equal(full.single.checks, mother.checks) and np.array_equal(full.tail.checks, tail.checks)
+    with pytest.raises(ConfigError, match="after every pair is split"):
+        stage(8_000, 1_789, 1, 10, 467)
+    with pytest.raises(ConfigError, match="cannot add"):
+        tail_code(8_000, 1_789, 1, 8_000)  # more variables than the frame has
+    with pytest.raises(ConfigError, match="retries at most"):
+        LdpcReconciler(steps=(0.04,) * (SYNDROME_ROUNDS_MAX - 1), tail=0.1)  # one round too many
+
+
+def test_the_tail_decodes_a_frame_the_mother_cannot() -> None:
+    n, q = 8_000, 0.03
+    a, b = _pair(n, q, 3)
+    rows, extra = 1_789, 467  # f 1.15 and 0.30 more, in h(3 %)·n
+    mother = make_code(n, rows, 1)
+    alone = decode([mother], [mother.syndrome(a)], channel_llr(b, q))
+    assert not alone.converged
+    full = stage(n, rows, 1, 0, extra)
+    assert full.tail is not None
+    both = decode(full.blocks, [mother.syndrome(a), full.tail.syndrome(a)], channel_llr(b, q))
+    assert both.converged and np.array_equal(both.bits, a)
+
+
+def test_a_frame_reconciled_by_the_tail_has_every_bit_counted() -> None:
+    a, b = _pair(8_000, 0.03, 3)
+    alice = _Alice(a)
+    res = LdpcReconciler(f_start=1.0, steps=(0.15,), tail=0.3).run(b, alice.ask, 0.03, seed=1)
+    assert np.array_equal(res.corrected, a)
+    assert res.round_trips == 3 and alice.sent[-1] == res.detail["tail_rows"] > 0  # the tail was asked for
+    assert res.leaked_bits == sum(alice.sent) + 3 * res.detail["frames"] == alice.endpoint.disclosed_bits
+
+
+_SPLIT_ALL = SyndromeRequest(20_000, 3_000, 1, 2, 100, 0, (0,))  # frame 1 decoded in round 1
+_TAIL = SyndromeRequest(20_000, 3_000, 1, 2, 0, 0, (0,), extra=50)
+
+
+@pytest.mark.parametrize(
+    ("retries", "reason"),
+    [
+        ([replace(_TAIL, merged=100)], "tail checks only once every pair is split"),
+        ([SyndromeRequest(20_000, 3_000, 1, 2, 100, 50, (0,), extra=50)], "only once every pair is split"),
+        ([_SPLIT_ALL, replace(_TAIL, extra=-5)], "only once every pair is split"),
+        ([_SPLIT_ALL, replace(_TAIL, extra=20_000)], "cannot add 20000 checks"),
+        ([_SPLIT_ALL, _TAIL, _TAIL], "no round after the tail checks"),
+        ([_SPLIT_ALL, replace(_TAIL, frame_ids=(0, 1))], r"frames \[1\] not pending"),
+    ],
+)
+def test_alice_refuses_a_malformed_tail_request(retries: list[SyndromeRequest], reason: str) -> None:
+    a, _ = _pair(40_000, 0.02, 13)
+    alice = _Alice(a)
+    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
+    for retry in retries[:-1]:
+        alice.ask(retry)
+    with pytest.raises(ProtocolViolation, match=reason) as exc:
+        alice.ask(retries[-1])
+    assert exc.value.reason == "malformed_message"
+
+
+def test_alice_refuses_tail_checks_in_the_first_request() -> None:
+    a, _ = _pair(40_000, 0.02, 13)
+    with pytest.raises(ProtocolViolation, match="only once every pair is split"):
+        _Alice(a).ask(SyndromeRequest(20_000, 3_000, 1, 2, 0, extra=50))
+
+
+def test_alice_answers_a_tail_request_with_the_tail_syndrome() -> None:
+    a, _ = _pair(40_000, 0.02, 13)
+    alice = _Alice(a)
+    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
+    alice.ask(_SPLIT_ALL)
+    reply = alice.ask(_TAIL)
+    assert isinstance(reply, SyndromeReply)
+    assert np.array_equal(reply.syndromes[0], tail_code(20_000, 3_000, 1, 50).syndrome(a[:20_000]))
