@@ -487,6 +487,9 @@ class NodeRpc(_RpcSystem):
     def rss_mb(self) -> float:
         return rss_of(self._proc.pid) if self._proc else 0.0
 
+    def pids(self) -> list[int]:
+        return [self._proc.pid] if self._proc else []
+
     def close(self) -> None:
         if self._proc is not None:
             self._proc.terminate()

@@ -525,13 +525,17 @@ def bench_network(
         return
     report, json_path, png_path = saved
     table = Table(title="Finalized transactions: KeyRegistry.commitKey over JSON-RPC batches")
-    for col in ("validators", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "RSS MB"):
+    columns = ("validators", "offered tx/s", "tx/s", "p50 ms", "p95 ms", "p99 ms", "transactions", "blocks",
+               "CPU cores", "CPU ms/block", "CPU µs/tx", "RSS MB")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     for r in report["results"]:
-        lat = r["latency_ms"]
+        lat, cpu = r["latency_ms"], r["cpu"]
         table.add_row(
             str(r["validators"]), f"{r['offered_tps']:,}", f"{r['tps']:,.0f}", f"{lat['p50']:.1f}",
-            f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{r['transactions']:,}", f"{r['rss_mb']:.0f}",
+            f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{r['transactions']:,}", f"{r['blocks']:,}",
+            f"{cpu['cores']}", f"{cpu['ms_per_block']}", f"{cpu['us_per_tx']:,}", f"{r['rss_mb']:.0f}",
         )  # fmt: skip
+    out.print("CPU: every node process and its children (store, recovery), summed over the network")
     out.print(table)
     out.print(f"saved {json_path} and {png_path}")

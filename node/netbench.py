@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from node.benchmark import NodeRpc, Progress, Workload, _RpcSystem, load_point, plot_load_curves, rss_of
 from node.launcher import LocalNetwork, plan_network
+from node.longrun import cpu_seconds, process_tree
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,29 @@ class NetworkRpc(_RpcSystem):
             return 0.0
         return sum(rss_of(p.pid) for p in self.network.processes.values())
 
+    def pids(self) -> list[int]:
+        return [] if self.network is None else [p.pid for p in self.network.processes.values()]
+
     def close(self) -> None:
         if self.network is not None:
             self.network.down()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def cpu_of(roots: list[int]) -> float:
+    """CPU seconds so far of the processes ``roots`` and their children (store, recovery)."""
+    return sum(cpu_seconds(pid) for root in roots for pid in process_tree(root))
+
+
+def spent(cpu_s: float, wall_s: float, blocks: int, transactions: int) -> dict[str, float | None]:
+    """Where a load point's CPU went, summed over every node process: cores kept busy, and
+    per block finalized and per transaction (a height's fixed cost against the per-transaction
+    one: consensus messages, their signatures and the transport are paid per block)."""
+    return {
+        "cores": round(cpu_s / wall_s, 3) if wall_s > 0 else None,
+        "ms_per_block": round(cpu_s * 1000 / blocks, 2) if blocks else None,
+        "us_per_tx": round(cpu_s * 1e6 / transactions, 1) if transactions else None,
+    }
 
 
 def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -83,10 +105,16 @@ def run_network_benchmark(config: NetworkBenchConfig | None = None, progress: Pr
                 for load in config.loads:
                     raws = workload.commits(max(1, int(load * config.seconds)))
                     say(f"{n} validators: offering {load:,} tx/s ({len(raws):,} transactions)")
+                    session = requests.Session()
+                    roots = system.pids()  # type: ignore[attr-defined]
+                    head, cpu, wall = system._block_number(session), cpu_of(roots), time.perf_counter()
                     measured = system.run(raws, load)
+                    cpu, wall = cpu_of(roots) - cpu, time.perf_counter() - wall
+                    blocks = system._block_number(session) - head
                     rss = system.rss_mb()  # type: ignore[attr-defined]
                     point = load_point(load, measured, rss)
-                    results.append({"validators": n, **point})
+                    cost = spent(cpu, wall, blocks, point["transactions"])
+                    results.append({"validators": n, **point, "blocks": blocks, "cpu": cost})
                     say(f"{n} validators at {load:,}: {point['tps']:,} tx/s, p50 {point['latency_ms']['p50']} ms")
             finally:
                 system.close()  # type: ignore[attr-defined]

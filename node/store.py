@@ -18,9 +18,10 @@ Damage is refused, never served (:class:`StoreDamaged`, with a recovery hint):
   at least every second (:data:`MARK_SYNC_S`), not on the acknowledgement path, where a
   second fsync per block would double the commit latency (syncing whenever the request
   pipe was empty for an instant put it back there: the next block waited behind it,
-  p50 20 ms per group commit at 1,000 tx/s against 12 ms after 20 ms of quiet). A power cut can thus lose up to a second of
-  marks: detection then reaches back to the last synced mark, and never raises a
-  false alarm (the mark is never ahead of the fsync-ed WAL).
+  p50 20 ms per group commit at 1,000 tx/s against 12 ms after 20 ms of quiet). A power
+  cut can thus lose up to a second of marks: detection then reaches back to the last
+  synced mark, and never raises a false alarm (the mark is never ahead of the fsync-ed
+  WAL).
 - **Flipped bits in state.** Headers commit only to each block's write set, and the
   store keeps only current state, so the state cannot be re-derived from headers at
   load. Instead ``meta.state_digest`` is the sum (mod 2**64) of a CRC-32 of every

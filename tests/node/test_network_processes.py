@@ -10,6 +10,8 @@ loaded CI machine must not cause spurious failures.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -120,9 +122,41 @@ def test_bench_network_json(tmp_path: Path) -> None:
     report = json.loads(result.stdout)
     assert [r["validators"] for r in report["results"]] == [1, 4]
     for r in report["results"]:
-        assert set(r) == {"validators", "offered_tps", "tps", "latency_ms", "transactions", "refusals", "rss_mb"}
+        keys = {"validators", "offered_tps", "tps", "latency_ms", "transactions", "refusals", "rss_mb", "blocks", "cpu"}
+        assert set(r) == keys
         assert r["offered_tps"] == 40 and r["transactions"] == 40 and r["refusals"] == 0 and r["tps"] > 0
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p95"] <= r["latency_ms"]["p99"]
-    assert report["results"][1]["rss_mb"] > report["results"][0]["rss_mb"]  # four node processes against one
+        assert 1 <= r["blocks"] <= 40  # no empty blocks
+        cpu = r["cpu"]
+        assert cpu["cores"] > 0 and cpu["ms_per_block"] > 0 and cpu["us_per_tx"] > 0
+        assert cpu["ms_per_block"] * r["blocks"] == pytest.approx(cpu["us_per_tx"] * 40 / 1000, rel=0.02)
+    solo, network = report["results"]
+    assert network["rss_mb"] > solo["rss_mb"]  # four node processes against one
+    assert network["cpu"]["ms_per_block"] > solo["cpu"]["ms_per_block"]  # four execute each block, and vote
     assert json.loads((tmp_path / "bench_network.json").read_text())["results"] == report["results"]
     assert (tmp_path / "bench_network.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_process_tree_finds_grandchildren() -> None:
+    """The network benchmark's CPU figures count each node's store and recovery processes."""
+    import subprocess
+    import sys
+
+    from node.longrun import process_tree
+
+    sleeper = "import time; time.sleep(30)"
+    code = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {sleeper!r}]); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 20
+        while len(process_tree(child.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = process_tree(child.pid)
+        assert tree[0] == child.pid and len(tree) == 2
+        grandchild = tree[1]
+        assert Path(f"/proc/{grandchild}/cmdline").read_bytes().endswith(b"time.sleep(30)\x00")
+    finally:
+        for pid in process_tree(child.pid)[1:]:
+            os.kill(pid, signal.SIGKILL)
+        child.kill()
+        child.wait()
