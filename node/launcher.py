@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -326,6 +327,7 @@ class NetworkChain(RpcChain):
     """
 
     def __init__(self, validators: int = 4, directory: Path | None = None, round_timeout_s: float = 2.0) -> None:
+        self._own_dir = directory is None  # a temp dir made here goes with the network
         self.directory = directory or Path(tempfile.mkdtemp(prefix="qkdchain-network-"))
         self.network = LocalNetwork(self.directory, plan_network(self.directory, validators), round_timeout_s)
         try:
@@ -337,6 +339,8 @@ class NetworkChain(RpcChain):
 
     def close(self) -> None:
         self.network.down()
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 class NodeProcess:

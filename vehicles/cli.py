@@ -26,7 +26,8 @@ def devnet(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed replays the same run.")] = 0,
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Where agents keep their key pools (default: a temp dir).")
+        Path | None,
+        typer.Option("--data-dir", help="Where agents keep their key pools (default: a temp dir, removed at the end)."),
     ] = None,
     rpc_url: RpcOpt = None,
     embedded: ChainOpt = "node",

@@ -14,6 +14,7 @@ figure comes from the run.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -194,10 +195,12 @@ def run_scenario(
     ``endpoints``: other nodes of the same chain; RSUs and vehicles are spread over them
     round-robin (a validator network), while the TA and the faucet use ``chain``.
     """
+    if data_dir is None:  # the agents' key pools are secret: a temp dir of our own goes when the run ends
+        with tempfile.TemporaryDirectory(prefix="qkdchain-devnet-") as temp:
+            return run_scenario(chain, config, Path(temp), progress, endpoints)
     config = config or ScenarioConfig()
     say = progress or (lambda _m: None)
     started = time.perf_counter()
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qkdchain-devnet-"))
     rng = np.random.default_rng(config.seed)
     ibc_rng = SeededRng(config.seed)
     clock = _Clock()
@@ -365,4 +368,6 @@ def run_on_network(
     with LocalNetwork(directory, specs, round_timeout_s).up() as network:
         chain = RpcChain(specs[0].url, name=f"network-{validators}")
         endpoints = [Web3(HTTPProvider(s.url, request_kwargs={"timeout": 60})) for s in network.specs]
-        return run_scenario(chain, config, data_dir, progress, endpoints)
+        report = run_scenario(chain, config, data_dir, progress, endpoints)
+    shutil.rmtree(directory, ignore_errors=True)  # the nodes' logs stay only when the run failed
+    return report

@@ -8,6 +8,7 @@ reached over HTTP JSON-RPC (anvil, our own node, Besu).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -135,6 +136,7 @@ class NodeChain(_FaucetChain):
             permissioned=permissioned,
             timestamp=int(time.time()),
         )
+        self._own_dir = data_dir is None  # a temp dir made here goes with the chain
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="qkdchain-node-"))
         self.node = Node(self.data_dir, genesis, DEV_VALIDATOR_KEY, workers=workers)
         self.server = RpcServer(self.node, port=0, dev=True, cors_origins=("*",)).start()
@@ -145,6 +147,8 @@ class NodeChain(_FaucetChain):
     def close(self) -> None:
         self.server.close()
         self.node.close()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 class RpcChain(_FaucetChain):
