@@ -533,3 +533,13 @@ def test_alice_answers_a_tail_request_with_the_tail_syndrome() -> None:
     reply = alice.ask(_TAIL)
     assert isinstance(reply, SyndromeReply)
     assert np.array_equal(reply.syndromes[0], tail_code(20_000, 3_000, 1, 50).syndrome(a[:20_000]))
+
+
+def test_levels_below_the_mother_come_closer_to_one_at_high_qber() -> None:
+    r = LdpcReconciler(f_start=1.12, steps=(0.04, 0.04, 0.06), high_qber_scale=0.6)
+    assert r.levels(0.01) == r.levels(0.02) == tuple(np.cumsum([1.12, 0.04, 0.04, 0.06]))  # exactly
+    assert r.levels(0.05) == r.levels(0.08) == pytest.approx((1.072, 1.096, 1.12, 1.26))
+    mid = r.levels(0.035)  # halfway: scale 0.8
+    assert mid == pytest.approx((1.096, 1.128, 1.16, 1.26))
+    with pytest.raises(ConfigError, match="high_qber_scale"):
+        LdpcReconciler(high_qber_scale=0.0)
