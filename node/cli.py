@@ -259,7 +259,7 @@ def network_up(
 
     try:
         specs = plan_network(directory, validators, followers, admin=admin, permissioned=permissioned)
-        network = LocalNetwork(directory, specs, round_timeout_s=round_timeout, dev=dev)
+        network = LocalNetwork(directory, specs, round_timeout_s=round_timeout, dev=dev, detached=True)
         with err.status(f"starting {len(specs)} nodes"):
             network.up()
     except NetworkError as exc:

@@ -11,6 +11,7 @@ genesis, so a network that was stopped resumes its chain.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -136,14 +137,22 @@ class LocalNetwork:
         specs: its nodes.
         round_timeout_s: QBFT's first round timer for every node.
         dev: the nodes answer the ``evm_*`` dev methods (``--dev``).
+        detached: the nodes outlive this process (``qkdchain network up``); otherwise they
+            are stopped when it exits, should it exit without calling :meth:`down` (a test
+            or a benchmark that failed half-way leaves no node running).
     """
 
-    def __init__(self, directory: Path, specs: list[NodeSpec], round_timeout_s: float = 2.0, dev: bool = True) -> None:
+    def __init__(
+        self, directory: Path, specs: list[NodeSpec], round_timeout_s: float = 2.0, dev: bool = True,
+        detached: bool = False,
+    ) -> None:  # fmt: skip
         self.directory = directory
         self.specs = specs
         self.round_timeout_s = round_timeout_s
         self.dev = dev
+        self.detached = detached
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._exit_hook = False
 
     def command(self, spec: NodeSpec) -> list[str]:
         return [
@@ -157,6 +166,9 @@ class LocalNetwork:
 
     def start(self, name: str) -> None:
         spec = self._spec(name)
+        if not self.detached and not self._exit_hook:
+            atexit.register(self._down_at_exit)
+            self._exit_hook = True
         with open(spec.log, "ab") as log:
             self.processes[name] = subprocess.Popen(
                 self.command(spec), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
@@ -247,6 +259,13 @@ class LocalNetwork:
     def down(self) -> None:
         for name in list(self.processes):
             self.stop(name)
+        if self._exit_hook:
+            atexit.unregister(self._down_at_exit)
+            self._exit_hook = False
+
+    def _down_at_exit(self) -> None:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):  # its directory may be gone already
+            self.down()
 
     def urls(self) -> dict[str, str]:
         return {s.name: s.url for s in self.specs}

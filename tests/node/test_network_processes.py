@@ -9,6 +9,8 @@ loaded CI machine must not cause spurious failures.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
@@ -160,3 +162,39 @@ def test_process_tree_finds_grandchildren() -> None:
             os.kill(pid, signal.SIGKILL)
         child.kill()
         child.wait()
+
+
+def test_an_owner_that_exits_without_down_takes_its_nodes_along(tmp_path: Path) -> None:
+    """A benchmark or test that fails half-way leaves no node running; `network up` does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from node.launcher import LocalNetwork, plan_network\n"
+        "d = Path(sys.argv[1]); net = LocalNetwork(d, plan_network(d, 1), detached=sys.argv[2] == '1').up()\n"
+        "print(' '.join(str(p.pid) for p in net.processes.values()), flush=True)\n"
+        "raise SystemExit(3)  # no down()\n"
+    )
+    for detached in (False, True):
+        directory = tmp_path / f"detached-{detached}"
+        directory.mkdir()
+        done = subprocess.run([sys.executable, "-c", code, str(directory), str(int(detached))],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 3, done.stderr
+        (pid,) = [int(x) for x in done.stdout.split()]
+        try:
+            if detached:  # `qkdchain network up`: the node outlives the command
+                time.sleep(1)
+                os.kill(pid, 0)
+            else:
+                _until(functools.partial(_gone, pid), 30, "the node to stop")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie (the owner that would reap it has exited)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
