@@ -409,6 +409,18 @@ def test_alice_refuses_weak_frame_keys_and_extra_rounds() -> None:
 _RETRY_1 = SyndromeRequest(20_000, 3_000, 1, 2, 100, 95, (0,))  # frame 1 decoded in round 1
 
 
+def _refused_after_the_first_round(retries: list[SyndromeRequest], reason: str) -> None:
+    """Alice answers a first syndrome round for two frames, then each retry; the last is refused."""
+    a, _ = _pair(40_000, 0.02, 13)
+    alice = _Alice(a)
+    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
+    for retry in retries[:-1]:
+        alice.ask(retry)
+    with pytest.raises(ProtocolViolation, match=reason) as exc:
+        alice.ask(retries[-1])
+    assert exc.value.reason == "malformed_message"
+
+
 @pytest.mark.parametrize(
     ("retries", "reason"),
     [
@@ -421,14 +433,7 @@ _RETRY_1 = SyndromeRequest(20_000, 3_000, 1, 2, 100, 95, (0,))  # frame 1 decode
     ],
 )
 def test_alice_pins_the_framing_after_the_first_round(retries: list[SyndromeRequest], reason: str) -> None:
-    a, _ = _pair(40_000, 0.02, 13)
-    alice = _Alice(a)
-    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
-    for retry in retries[:-1]:
-        alice.ask(retry)
-    with pytest.raises(ProtocolViolation, match=reason) as exc:
-        alice.ask(retries[-1])
-    assert exc.value.reason == "malformed_message"
+    _refused_after_the_first_round(retries, reason)
 
 
 def test_the_last_level_tries_again_from_fresh_messages(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -509,14 +514,7 @@ _TAIL = SyndromeRequest(20_000, 3_000, 1, 2, 0, 0, (0,), extra=50)
     ],
 )
 def test_alice_refuses_a_malformed_tail_request(retries: list[SyndromeRequest], reason: str) -> None:
-    a, _ = _pair(40_000, 0.02, 13)
-    alice = _Alice(a)
-    alice.ask(SyndromeRequest(20_000, 3_000, 1, 2, 100, frame_ids=(0, 1), hash_keys=(5, 7, 11)))
-    for retry in retries[:-1]:
-        alice.ask(retry)
-    with pytest.raises(ProtocolViolation, match=reason) as exc:
-        alice.ask(retries[-1])
-    assert exc.value.reason == "malformed_message"
+    _refused_after_the_first_round(retries, reason)
 
 
 def test_alice_refuses_tail_checks_in_the_first_request() -> None:
