@@ -100,6 +100,9 @@ def bench_qkd(
     sessions: Annotated[int, typer.Option(min=1, help="Sessions over 10 km per reconciliation method.")] = 8,
     rtt_ms: Annotated[float, typer.Option("--rtt-ms", min=0, help="Round-trip time of the classical link.")] = 5.0,
     reconciliation_trials: Annotated[int, typer.Option(min=1, help="Blocks per QBER and method.")] = 10,
+    frame_bits: Annotated[
+        int, typer.Option(min=64, help="Bits per block of the reconciliation figures (one LDPC frame up to 65,536).")
+    ] = 30_000,
     ldpc_frames: Annotated[
         int, typer.Option(min=0, help="LDPC alone on this many more frames per QBER (residual frame error).")
     ] = 0,
@@ -127,6 +130,7 @@ def bench_qkd(
         lambda say: run_qkd_benchmark(
             sessions=sessions,
             rtt_ms=rtt_ms,
+            reconciliation_bits=frame_bits,
             reconciliation_trials=reconciliation_trials,
             ldpc_frames=ldpc_frames,
             distances=kms,
@@ -151,7 +155,8 @@ def bench_qkd(
         )
     for r in [*report["reconciliation"].values(), *report["ldpc_frames"].values()]:
         out.print(
-            f"{r['method']} at QBER {r['qber']:.0%}, {r['trials']} blocks: f {r['efficiency_mean']} "
+            f"{r['method']} at QBER {r['qber']:.0%}, {r['trials']} blocks of {r['bits']:,} bits: "
+            f"f {r['efficiency_mean']} "
             f"(max {r['efficiency_max']}, with frame tags {r['efficiency_with_frame_tags_mean']}), "
             f"frame errors {r['frame_errors']} (95 % upper bound {r['frame_error_95_upper']:.2g}, "
             f"{r['wrong_words_caught']} wrong words caught), round trips <= {r['round_trips_max']}, "

@@ -185,8 +185,9 @@ def test_qkd_human_output_and_bad_options() -> None:
 
 def test_bench_qkd_json(tmp_path: Path) -> None:
     args = ["bench", "qkd", "--json", "--sessions", "1", "--reconciliation-trials", "1", "--out", str(tmp_path)]
-    report = _json([*args, "--distances", "0,40", "--simulated", "1e6@0", "--rtt-ms", "5"])
+    report = _json([*args, "--distances", "0,40", "--simulated", "1e6@0", "--rtt-ms", "5", "--frame-bits", "8000"])
     assert [s["reconciliation"] for s in report["sessions"]] == ["ldpc", "cascade"]
+    assert {r["bits"] for r in report["reconciliation"].values()} == {8000}
     for s in report["sessions"]:
         assert set(s["compute_ms"]) == set(s["on_link_ms"]) == {"p50", "p95", "p99"}
         assert s["on_link_ms"]["p50"] >= s["compute_ms"]["p50"]
@@ -199,3 +200,4 @@ def test_bench_qkd_json(tmp_path: Path) -> None:
     assert points[0]["three_intensity_limit_bits_per_pulse"] <= points[0]["infinite_decoy_bits_per_pulse"]
     assert points[0]["simulated"][0]["pulses"] == 10**6
     assert (tmp_path / "bench_qkd.png").read_bytes()[:4] == b"\x89PNG"
+    assert runner.invoke(app, ["bench", "qkd", "--frame-bits", "10"]).exit_code == 2
